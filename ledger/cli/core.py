@@ -1,0 +1,136 @@
+"""init, append, log, verify, repair: the log itself."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, BinaryIO, Iterator
+
+import click
+import orjson
+
+from ..config import parse_parents
+from ..errors import CheckFailed, EventRejected
+from ..events import RecordedEvent
+from ..store import Ledger
+from .common import cli, emit_json, emit_json_list, json_option, ledger_path, open_ledger
+
+
+@cli.command()
+@click.option("--stages", default="draft,essay,evaluation", show_default=True, help="Stage names, in order.")
+@click.option("--parents", default=None, help="Parent stage of each child stage, e.g. essay=draft,evaluation=essay.")
+@json_option
+def init(stages: str, parents: str | None, as_json: bool) -> None:
+    """Create a new ledger."""
+    stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
+    ledger = Ledger.init(ledger_path(), stages=stage_list, parents=parse_parents(parents) if parents else None)
+    info = {"ledger": str(ledger.path), "ledger_id": ledger.config.ledger_id,
+            "stages": list(ledger.config.stages), "parents": ledger.config.parents}
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(f"created ledger {ledger.path} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
+
+
+def read_batch(stream: BinaryIO) -> list[Any]:
+    """JSON lines -> objects. Event #k is line k; only a final newline may follow the last event."""
+    raw = stream.read()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    batch = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            raise EventRejected(i, "empty line")
+        try:
+            batch.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise EventRejected(i, f"not valid JSON ({exc})") from None
+    return batch
+
+
+@cli.command()
+@click.argument("source", default="-", type=click.File("rb"))
+@click.option("--expected-seq", type=click.IntRange(min=0), default=None,
+              help="Append only if the ledger's last seq is this (else exit 1, nothing written).")
+@json_option
+def append(source: BinaryIO, expected_seq: int | None, as_json: bool) -> None:
+    """Append one atomic batch of JSON lines {"type","data","id"?,"by"?} from SOURCE (default stdin)."""
+    ledger = open_ledger()
+    batch = read_batch(source)
+    before = ledger.head.seq
+    seqs = ledger.append(batch, expected_seq=expected_seq)
+    head = ledger.head
+    written = sum(1 for s in seqs if s > before)
+    if as_json:
+        emit_json({"seqs": seqs, "written": written, "head": {"seq": head.seq, "hash": head.hash}})
+    else:
+        noop = f", {len(seqs) - written} already recorded (no-op)" if written < len(seqs) else ""
+        click.echo(f"appended {written} event(s){noop}; head seq {head.seq} hash {head.hash}")
+
+
+def _touches_cohort(ev: RecordedEvent, cohort: str) -> bool:
+    return ev.data.get("cohort_id") == cohort
+
+
+def _filtered(ledger: Ledger, from_seq: int, types: tuple[str, ...], cohort: str | None) -> Iterator[RecordedEvent]:
+    for ev in ledger.read(from_seq=from_seq):
+        if types and ev.type not in types:
+            continue
+        if cohort is not None and not _touches_cohort(ev, cohort):
+            continue
+        yield ev
+
+
+@cli.command()
+@click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq to show.")
+@click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
+@click.option("--cohort", default=None, help="Only events whose payload names this cohort.")
+@json_option
+def log(from_seq: int, types: tuple[str, ...], cohort: str | None, as_json: bool) -> None:
+    """Print committed events."""
+    events = _filtered(open_ledger(), from_seq, types, cohort)
+    if as_json:
+        emit_json_list(ev.model_dump() for ev in events)
+        return
+    for ev in events:
+        payload = orjson.dumps(ev.data).decode()
+        click.echo(f"{ev.seq:>8}  {ev.at}  {ev.type:<24} {payload}")
+
+
+@cli.command()
+@click.option("--expect-head", default=None, help="Fail (exit 1) unless the head hash is this.")
+@json_option
+def verify(expect_head: str | None, as_json: bool) -> None:
+    """Check the whole hash chain; print the head seq and hash."""
+    report = open_ledger().verify()
+    info = {"ok": True, "seq": report.head.seq, "hash": report.head.hash, "events": report.events,
+            "tail_bytes": report.tail.bytes, "tail_lines": report.tail.lines}
+    if expect_head is not None and expect_head.lower() != report.head.hash:
+        info["ok"] = False
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(f"ok: {report.events} events, head seq {report.head.seq} hash {report.head.hash}")
+        if report.tail.bytes:
+            click.echo(f"tail: {report.tail.bytes} uncommitted bytes ({report.tail.lines} complete lines of an "
+                       "incomplete batch) after the last complete batch", err=True)
+    if not info["ok"]:
+        raise CheckFailed(f"head hash {report.head.hash} (seq {report.head.seq}) is not the expected {expect_head}")
+
+
+@cli.command()
+@json_option
+def repair(as_json: bool) -> None:
+    """Cut an incomplete trailing batch (kept in events.jsonl.torn-<n>); never a complete one."""
+    report = open_ledger().repair()
+    info = {"seq": report.head.seq, "hash": report.head.hash, "cut_bytes": report.cut_bytes,
+            "cut_lines": report.cut_lines, "torn_file": report.torn_file}
+    if as_json:
+        emit_json(info)
+    elif report.torn_file is None:
+        click.echo(f"nothing to repair; head seq {report.head.seq} hash {report.head.hash}")
+    else:
+        click.echo(f"cut {report.cut_bytes} bytes ({report.cut_lines} complete lines of an incomplete batch) "
+                   f"into {report.torn_file}; head seq {report.head.seq} hash {report.head.hash}")
+
+

@@ -1,0 +1,54 @@
+"""Canonical encoding and the hash chain (docs/FORMAT.md §3).
+
+A line is the canonical bytes C of the envelope without `hash`, with its final `}`
+replaced by `,"hash":"<64 hex>"}` and a `\n` appended. The hash is
+sha256(prev_hex_ascii + C). Because C is a byte slice of the line, a verifier hashes
+bytes it already has and never re-encodes: that is what keeps verification cheap and
+lets a second implementation check a ledger without reproducing our JSON encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+HASH_SUFFIX_LEN = len(b',"hash":"') + 64 + len(b'"}')  # bytes after C[:-1], before "\n"
+_HASH_KEY = b',"hash":"'
+
+
+def canonical(obj: Any) -> bytes:
+    """orjson with sorted keys and no whitespace: the only encoding ever hashed."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def genesis_prev(ledger_id: str) -> str:
+    """`prev` of seq 1: sha256 of the ledger id, so two ledgers never share a chain."""
+    return hashlib.sha256(ledger_id.encode("ascii")).hexdigest()
+
+
+def chain_hash(prev: str, body: bytes) -> str:
+    return hashlib.sha256(prev.encode("ascii") + body).hexdigest()
+
+
+def encode_line(envelope: dict[str, Any]) -> tuple[bytes, str]:
+    """Encode an envelope (without `hash`, with `prev`) into its line; return (line, hash)."""
+    body = canonical(envelope)
+    digest = chain_hash(envelope["prev"], body)
+    return body[:-1] + _HASH_KEY + digest.encode("ascii") + b'"}\n', digest
+
+
+def split_line(line: bytes) -> tuple[bytes, str] | None:
+    """(C, stored hash) of a line without its `\n`, or None when the layout is broken."""
+    if len(line) < HASH_SUFFIX_LEN + 2 or not line.endswith(b'"}'):
+        return None
+    cut = len(line) - HASH_SUFFIX_LEN
+    if line[cut : cut + len(_HASH_KEY)] != _HASH_KEY:
+        return None
+    stored = line[cut + len(_HASH_KEY) : -2]
+    try:
+        digest = stored.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return line[:cut] + b"}", digest

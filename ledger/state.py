@@ -1,0 +1,287 @@
+"""The fold: events -> state, with the domain rules of DESIGN §4.
+
+One function serves both uses. At append time each event of a batch is applied inside a
+`transaction()`, so a rule broken by the fifth event undoes the first four; on replay the
+same `apply` runs without a journal. A replayed event that breaks a rule means the log was
+written by something that skipped validation, and the store reports it as corruption.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .config import LedgerConfig
+
+#: Manifest columns that come from origin metadata, in manifest order. `cohort_id` is the
+#: logical name of the origin cohort key; `metadata.key_renamed` changes its physical names.
+METADATA_KEYS = ("cohort_id", "template_id", "combo_id", "llm_model_id", "parent_gen_id", "replicate", "mode")
+#: Manifest columns no rename may touch or collide with.
+FIXED_KEYS = ("stage", "gen_id", "created_seq", "materialized")
+
+
+class DomainError(ValueError):
+    """An event breaks a domain rule; the message is the rule, one line."""
+
+
+@dataclass(slots=True)
+class Generation:
+    """Origin metadata of a gen: written once by `generation.created`, never changed."""
+
+    stage: str
+    gen_id: str
+    origin_cohort_id: str
+    template_id: str
+    combo_id: str | None
+    llm_model_id: str | None
+    parent_gen_id: str | None
+    replicate: int
+    mode: str | None
+    created_seq: int
+    materialized_seq: int | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """Origin metadata under logical key names (origin as `cohort_id`)."""
+        return {
+            "stage": self.stage,
+            "gen_id": self.gen_id,
+            "cohort_id": self.origin_cohort_id,
+            "template_id": self.template_id,
+            "combo_id": self.combo_id,
+            "llm_model_id": self.llm_model_id,
+            "parent_gen_id": self.parent_gen_id,
+            "replicate": self.replicate,
+            "mode": self.mode,
+        }
+
+
+@dataclass(slots=True)
+class Cohort:
+    cohort_id: str
+    opened_seq: int | None = None
+    description: str | None = None
+    spec: dict[str, Any] | None = None
+    sealed_seq: int | None = None
+    #: active members: gen_id -> seq of the event that (last) added it
+    members: dict[str, int] = field(default_factory=dict)
+    #: True once any gen was ever a member (such a cohort keeps its membership CSV)
+    had_members: bool = False
+
+
+_MISSING = object()
+
+
+class State:
+    """Everything the log implies: generations, cohorts and their members, renames, ids."""
+
+    def __init__(self, config: LedgerConfig) -> None:
+        self.config = config
+        self.parents = config.parents
+        self.stages = frozenset(config.stages)
+        self.seq = 0
+        self.hash = ""  # chain hash at `seq`; kept by the store, "" before the first event
+        self.at = ""  # `at` of the event at `seq`
+        self.generations: dict[str, Generation] = {}
+        self.cohorts: dict[str, Cohort] = {}
+        #: logical metadata key -> its physical names in projections (1 name, or 2 during alias)
+        self.key_names: dict[str, tuple[str, ...]] = {k: (k,) for k in METADATA_KEYS}
+        #: client or generated event id -> seq it was committed at
+        self.event_ids: dict[str, int] = {}
+        self._journal: list[tuple[Any, Any, Any]] | None = None
+
+    # -- undo journal ---------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Apply events tentatively: on any exception every change made inside is undone."""
+        outer = (self.seq, self.hash, self.at)
+        self._journal = []
+        try:
+            yield
+        except BaseException:
+            for target, key, old in reversed(self._journal):
+                if isinstance(target, dict):
+                    if old is _MISSING:
+                        del target[key]
+                    else:
+                        target[key] = old
+                else:
+                    setattr(target, key, old)
+            self.seq, self.hash, self.at = outer
+            raise
+        finally:
+            self._journal = None
+
+    def _set(self, target: dict[Any, Any], key: Any, value: Any) -> None:
+        if self._journal is not None:
+            self._journal.append((target, key, target.get(key, _MISSING)))
+        target[key] = value
+
+    def _del(self, target: dict[Any, Any], key: Any) -> None:
+        if self._journal is not None:
+            self._journal.append((target, key, target[key]))
+        del target[key]
+
+    def _set_attr(self, obj: Any, name: str, value: Any) -> None:
+        if self._journal is not None:
+            self._journal.append((obj, name, getattr(obj, name)))
+        setattr(obj, name, value)
+
+    # -- queries ----------------------------------------------------------------------
+    def cohort(self, cohort_id: str) -> Cohort:
+        found = self.cohorts.get(cohort_id)
+        if found is None:
+            found = Cohort(cohort_id)
+            self._set(self.cohorts, cohort_id, found)
+        return found
+
+    def is_member(self, cohort_id: str, gen_id: str) -> bool:
+        c = self.cohorts.get(cohort_id)
+        return c is not None and gen_id in c.members
+
+    def manifest_columns(self) -> list[str]:
+        """Physical manifest column names in order, per the rename state."""
+        cols = ["stage", "gen_id"]
+        for key in METADATA_KEYS:
+            cols.extend(self.key_names[key])
+        return cols + ["created_seq", "materialized"]
+
+    # -- the fold ---------------------------------------------------------------------
+    def apply(self, event_type: str, data: dict[str, Any], seq: int, event_id: str, at: str) -> int:
+        """Fold one event at `seq`; return the seq that holds its effect.
+
+        That is `seq` itself, or for a no-op (an identical re-create, a reuse of an active
+        member) the earlier seq that already did it, and then nothing is to be written.
+        Raises DomainError naming the rule. `data` is a normalised current-version payload.
+        """
+        done_at = _HANDLERS[event_type](self, data, seq)
+        if done_at is not None:
+            return done_at
+        self._set(self.event_ids, event_id, seq)
+        self.seq = seq
+        self.at = at
+        return seq
+
+    def _writable_cohort(self, cohort_id: str) -> Cohort:
+        c = self.cohort(cohort_id)
+        if c.sealed_seq is not None:
+            raise DomainError(f"cohort {cohort_id} is sealed (seq {c.sealed_seq}): its membership cannot change")
+        return c
+
+    def _existing(self, data: dict[str, Any]) -> Generation:
+        gen = self.generations.get(data["gen_id"])
+        if gen is None:
+            raise DomainError(f"generation {data['gen_id']} does not exist")
+        if gen.stage != data["stage"]:
+            raise DomainError(f"generation {gen.gen_id} is a {gen.stage}, not a {data['stage']}")
+        return gen
+
+    def _add_member(self, c: Cohort, gen_id: str, seq: int) -> None:
+        self._set(c.members, gen_id, seq)
+        if not c.had_members:
+            self._set_attr(c, "had_members", True)
+
+    def _on_opened(self, d: dict[str, Any], seq: int) -> int | None:
+        c = self.cohort(d["cohort_id"])
+        if c.opened_seq is not None:
+            raise DomainError(f"cohort {c.cohort_id} was already opened at seq {c.opened_seq}")
+        self._set_attr(c, "opened_seq", seq)
+        self._set_attr(c, "description", d.get("description"))
+        self._set_attr(c, "spec", d.get("spec"))
+        return None
+
+    def _on_sealed(self, d: dict[str, Any], seq: int) -> int | None:
+        c = self.cohorts.get(d["cohort_id"])
+        if c is None:
+            raise DomainError(f"cohort {d['cohort_id']} is unknown: nothing to seal")
+        if c.sealed_seq is not None:
+            raise DomainError(f"cohort {c.cohort_id} is already sealed (seq {c.sealed_seq})")
+        self._set_attr(c, "sealed_seq", seq)
+        return None
+
+    def _on_created(self, d: dict[str, Any], seq: int) -> int | None:
+        stage, gen_id = d["stage"], d["gen_id"]
+        if stage not in self.stages:
+            raise DomainError(f"stage {stage!r} is not one of this ledger's stages")
+        old = self.generations.get(gen_id)
+        gen = Generation(
+            stage=stage,
+            gen_id=gen_id,
+            origin_cohort_id=d["cohort_id"],
+            template_id=d["template_id"],
+            combo_id=d.get("combo_id"),
+            llm_model_id=d.get("llm_model_id"),
+            parent_gen_id=d.get("parent_gen_id"),
+            replicate=d.get("replicate", 1),
+            mode=d.get("mode"),
+            created_seq=seq,
+        )
+        if old is not None:
+            if old.metadata() == gen.metadata():
+                return old.created_seq
+            raise DomainError(f"generation {gen_id} already exists with other origin metadata (immutable)")
+        parent_stage = self.parents.get(stage)
+        if parent_stage is None:
+            if gen.parent_gen_id is not None:
+                raise DomainError(f"a {stage} has no parent stage, but parent_gen_id is set")
+        else:
+            if gen.parent_gen_id is None:
+                raise DomainError(f"a {stage} needs parent_gen_id (a {parent_stage})")
+            parent = self.generations.get(gen.parent_gen_id)
+            if parent is None:
+                raise DomainError(f"parent {gen.parent_gen_id} does not exist")
+            if parent.stage != parent_stage:
+                raise DomainError(f"parent {gen.parent_gen_id} is a {parent.stage}, not a {parent_stage}")
+        c = self._writable_cohort(gen.origin_cohort_id)
+        self._set(self.generations, gen_id, gen)
+        self._add_member(c, gen_id, seq)
+        return None
+
+    def _on_reused(self, d: dict[str, Any], seq: int) -> int | None:
+        gen = self._existing(d)
+        c = self.cohorts.get(d["cohort_id"])
+        if c is not None and gen.gen_id in c.members:
+            return c.members[gen.gen_id]
+        self._add_member(self._writable_cohort(d["cohort_id"]), gen.gen_id, seq)
+        return None
+
+    def _on_removed(self, d: dict[str, Any], seq: int) -> int | None:
+        gen = self._existing(d)
+        if not self.is_member(d["cohort_id"], gen.gen_id):
+            raise DomainError(f"generation {gen.gen_id} is not a member of cohort {d['cohort_id']}")
+        self._del(self._writable_cohort(d["cohort_id"]).members, gen.gen_id)
+        return None
+
+    def _on_materialized(self, d: dict[str, Any], seq: int) -> int | None:
+        self._set_attr(self._existing(d), "materialized_seq", seq)
+        return None
+
+    def _on_key_renamed(self, d: dict[str, Any], seq: int) -> int | None:
+        old, new, phase = d["old_key"], d["new_key"], d["phase"]
+        current = {name: key for key, names in self.key_names.items() for name in names}
+        logical = current.get(old)
+        if logical is None:
+            raise DomainError(f"{old!r} is not a current manifest key that can be renamed")
+        names = self.key_names[logical]
+        if phase == "alias":
+            if len(names) != 1:
+                raise DomainError(f"{old!r} is already being renamed to {names[1]!r}")
+            if new in current or new in FIXED_KEYS:
+                raise DomainError(f"{new!r} would collide with an existing manifest key")
+            self._set(self.key_names, logical, (old, new))
+        else:
+            if names != (old, new):
+                raise DomainError(f"final rename {old!r} -> {new!r} needs the alias phase first")
+            self._set(self.key_names, logical, (new,))
+        return None
+
+
+_HANDLERS = {
+    "cohort.opened": State._on_opened,
+    "cohort.sealed": State._on_sealed,
+    "generation.created": State._on_created,
+    "generation.reused": State._on_reused,
+    "generation.removed": State._on_removed,
+    "generation.materialized": State._on_materialized,
+    "metadata.key_renamed": State._on_key_renamed,
+}

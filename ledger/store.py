@@ -1,0 +1,369 @@
+"""The ledger directory: init, open, append, read, verify, repair (DESIGN §3).
+
+Writers serialise on an flock of `events.lock`. Under the lock a writer first catches up on
+what other processes appended since its last known position (reading only those bytes),
+cuts an incomplete trailing batch left by a crashed writer, then validates the whole new
+batch against its state inside a transaction, writes it with one write and fdatasync, and
+only then commits the state. Readers never take the lock and never modify the log.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, NamedTuple
+
+from .codec import canonical, encode_line, genesis_prev
+from .config import LedgerConfig
+from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
+from .events import EventIn, RecordedEvent, normalize_payload, normalize_provenance, parse_event_in, upcast
+from .fsio import atomic_write, environment_error, fsync_dir, write_all
+from .scan import LogScanner, Position, Tail
+from .state import DomainError, State
+
+CONFIG_FILE = "ledger.json"
+LOG_FILE = "events.jsonl"
+LOCK_FILE = "events.lock"
+CHECKPOINT_DIR = "checkpoints"
+#: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
+INDEX_EVERY = 4096
+
+
+class Head(NamedTuple):
+    """The last committed event: its seq and chain hash (seq 0 and the genesis prev when empty)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    head: Head
+    events: int
+    tail: Tail
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    head: Head
+    cut_bytes: int
+    cut_lines: int
+    torn_file: str | None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """One validated input event."""
+
+    type: str
+    data: dict[str, Any]
+    id: str | None
+    by: dict[str, str]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Ledger:
+    """A ledger directory opened for reading and appending; safe across processes and threads."""
+
+    def __init__(self, path: Path, config: LedgerConfig) -> None:
+        self.path = path
+        self.config = config
+        self.log_path = path / LOG_FILE
+        self._genesis = Position(0, genesis_prev(config.ledger_id), 0)
+        self._state: State | None = None
+        self._pos = self._genesis
+        self._index: list[Position] = [self._genesis]
+        self._mutex = threading.RLock()
+        self._lock_fd: int | None = None
+        self._lock_pid = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str],
+        stages: Iterable[str] | None = None,
+        parents: dict[str, str] | None = None,
+    ) -> "Ledger":
+        """Create a new, empty ledger in `path` (which must not exist or be an empty directory)."""
+        path = Path(path)
+        config = LedgerConfig.new(tuple(stages) if stages is not None else None, parents)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise InvalidInputError(f"{path} already exists and is not an empty directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+            for name in (LOG_FILE, LOCK_FILE):
+                os.close(os.open(path / name, os.O_WRONLY | os.O_CREAT, 0o644))
+            atomic_write(path / CONFIG_FILE, config.to_json())  # last: its presence means "a ledger"
+            fsync_dir(path.parent.resolve())
+        except OSError as exc:
+            raise environment_error(exc, f"creating ledger {path}") from exc
+        return cls(path, config)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "Ledger":
+        """Open an existing ledger. The state is loaded on first use, not here."""
+        path = Path(path)
+        try:
+            raw = (path / CONFIG_FILE).read_bytes()
+        except FileNotFoundError:
+            raise NotALedgerError(f"{path} is not a ledger (no {CONFIG_FILE}; run `cohort-ledger init`)") from None
+        except OSError as exc:
+            raise environment_error(exc, f"reading {path / CONFIG_FILE}") from exc
+        config = LedgerConfig.from_json(raw, path / CONFIG_FILE)
+        if not (path / LOG_FILE).is_file():
+            raise NotALedgerError(f"{path} has {CONFIG_FILE} but no {LOG_FILE}")
+        return cls(path, config)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def head(self) -> Head:
+        """The last committed event as of this access (other processes' appends included)."""
+        state = self.state
+        return Head(state.seq, state.hash or self._genesis.hash)
+
+    @property
+    def state(self) -> State:
+        """The folded state of every committed batch, caught up at each access."""
+        with self._mutex:
+            self._refresh()
+            assert self._state is not None
+            return self._state
+
+    def _refresh(self) -> Tail:
+        """Fold the batches committed since our position; return what follows them."""
+        if self._state is None:
+            self._state, self._pos, self._index = State(self.config), self._genesis, [self._genesis]
+        try:
+            size = os.stat(self.log_path).st_size
+        except OSError as exc:
+            raise environment_error(exc, f"reading {self.log_path}") from exc
+        if size < self._pos.offset:
+            self._state = None
+            raise CorruptLogError(self._pos.seq, f"log shrank below committed offset {self._pos.offset}")
+        if size == self._pos.offset:
+            return Tail()
+        scanner = LogScanner(self.log_path, self._pos)
+        state = self._state
+        try:
+            for batch in scanner:
+                if batch[0]["seq"] - self._index[-1].seq >= INDEX_EVERY:
+                    self._index.append(self._pos)
+                for ev in batch:
+                    seq = ev["seq"]
+                    try:
+                        data = upcast(ev["type"], ev["v"], ev["data"], seq)
+                        state.apply(ev["type"], data, seq, ev["id"], ev["at"])
+                    except DomainError as exc:
+                        raise CorruptLogError(seq, f"event breaks a domain rule: {exc}") from None
+                    except (KeyError, TypeError) as exc:
+                        raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
+                state.hash = scanner.end.hash
+                self._pos = scanner.end
+        except CorruptLogError:
+            self._state = None  # a half-folded batch must never be used
+            raise
+        return scanner.tail
+
+    # -- locking ------------------------------------------------------------------------
+    def _acquire(self) -> None:
+        if self._lock_fd is not None and self._lock_pid != os.getpid():
+            self._lock_fd = None  # inherited over fork: the description is shared, so get our own
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise environment_error(exc, f"opening {self.path / LOCK_FILE}") from exc
+            self._lock_pid = os.getpid()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _release(self) -> None:
+        assert self._lock_fd is not None
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _cut_tail(self) -> RepairReport:
+        """Under the lock: move what follows the last complete batch to events.jsonl.torn-<n>."""
+        tail = self._refresh()
+        head = Head(self._pos.seq, self._pos.hash)
+        if tail.bytes == 0:
+            return RepairReport(head, 0, 0, None)
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._pos.offset)
+                cut = f.read()
+            n = 1 + max((int(p.name.rsplit("-", 1)[1]) for p in self.path.glob(LOG_FILE + ".torn-*")
+                         if p.name.rsplit("-", 1)[1].isdigit()), default=0)
+            torn = self.path / f"{LOG_FILE}.torn-{n}"
+            atomic_write(torn, cut)
+            fd = os.open(self.log_path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, self._pos.offset)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise environment_error(exc, f"cutting the torn tail of {self.log_path}") from exc
+        return RepairReport(head, len(cut), tail.lines, torn.name)
+
+    # -- append -------------------------------------------------------------------------
+    def append(self, events: Iterable[EventIn | dict[str, Any]], expected_seq: int | None = None) -> list[int]:
+        """Append one atomic batch; return the seq of each event (the original seq for no-ops).
+
+        The batch is validated whole before a byte is written; it is durable on return.
+        """
+        batch = _normalize_batch(events)
+        with self._mutex:
+            self._acquire()
+            try:
+                self._cut_tail()
+                return self._append_locked(batch, expected_seq)
+            finally:
+                self._release()
+
+    def _append_locked(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
+        state = self._state
+        assert state is not None
+        known = [i for i, ev in enumerate(batch) if ev.id is not None and ev.id in state.event_ids]
+        if known:
+            return self._replayed_ids(batch, known, state)
+        if expected_seq is not None and state.seq != expected_seq:
+            raise ConflictError(expected_seq, state.seq)
+        at = max(utc_now(), state.at)
+        seqs: list[int] = []
+        written: list[tuple[int, _Pending, str]] = []
+        with state.transaction():
+            for i, ev in enumerate(batch):
+                event_id = ev.id or uuid.uuid4().hex
+                seq = state.seq + 1
+                try:
+                    done_at = state.apply(ev.type, ev.data, seq, event_id, at)
+                except DomainError as exc:
+                    raise EventRejected(i, str(exc), ev.id) from None
+                seqs.append(done_at)
+                if done_at == seq:
+                    written.append((seq, ev, event_id))
+            if not written:
+                return seqs
+            prev = self._pos.hash
+            lines = []
+            txn = [written[0][0], len(written)]
+            for seq, ev, event_id in written:
+                line, prev = encode_line({
+                    "seq": seq, "id": event_id, "type": ev.type, "v": 1, "at": at,
+                    "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
+                })
+                lines.append(line)
+            blob = b"".join(lines)
+            self._write_durably(blob)
+            state.hash = prev
+        self._pos = Position(state.seq, prev, self._pos.offset + len(blob), at)
+        return seqs
+
+    def _write_durably(self, blob: bytes) -> None:
+        """One write + fdatasync; on failure cut our own partial bytes so nothing half-written stays."""
+        try:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise environment_error(exc, f"opening {self.log_path} for append") from exc
+        try:
+            write_all(fd, blob)
+            os.fdatasync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, self._pos.offset)
+                os.fsync(fd)
+            except OSError:
+                pass  # the next writer's recovery cuts it: it is an incomplete trailing batch
+            raise environment_error(exc, f"appending to {self.log_path}") from exc
+        finally:
+            os.close(fd)
+
+    def _replayed_ids(self, batch: list[_Pending], known: list[int], state: State) -> list[int]:
+        """A retry: every id committed with the same payload -> the original seqs, else reject."""
+        if len(known) != len(batch):
+            new = next(i for i in range(len(batch)) if i not in set(known))
+            raise EventRejected(new, f"batch mixes already-committed ids (event #{known[0] + 1}) with new events")
+        seqs = [state.event_ids[ev.id] for ev in batch if ev.id is not None]
+        originals = {e.seq: e for s in sorted(set(seqs)) for e in self.read(s, s)}
+        for i, (ev, seq) in enumerate(zip(batch, seqs)):
+            orig = originals[seq]
+            if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
+                raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload", ev.id)
+        return seqs
+
+    # -- read, verify, repair -----------------------------------------------------------
+    def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[RecordedEvent]:
+        """Stream committed events from_seq..to_seq (inclusive), payloads upcast. Never modifies the log."""
+        start = self._index[max(0, bisect.bisect_right([p.seq for p in self._index], from_seq - 1) - 1)]
+        for batch in LogScanner(self.log_path, start, stop_after=to_seq):
+            for ev in batch:
+                seq = ev["seq"]
+                if seq < from_seq:
+                    continue
+                if to_seq is not None and seq > to_seq:
+                    return
+                ev["data"] = upcast(ev["type"], ev["v"], ev["data"], seq)
+                ev["txn"] = tuple(ev["txn"])
+                yield RecordedEvent.model_construct(**ev)
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole chain from seq 1; raise CorruptLogError at the first bad seq."""
+        scanner = LogScanner(self.log_path, self._genesis)
+        events = 0
+        for batch in scanner:
+            events += len(batch)
+        return VerifyReport(Head(scanner.end.seq, scanner.end.hash), events, scanner.tail)
+
+    def repair(self) -> RepairReport:
+        """Cut an incomplete trailing batch into events.jsonl.torn-<n>; never a complete one.
+
+        Corruption before the tail is not repaired: it raises, naming the first bad seq.
+        """
+        with self._mutex:
+            self._acquire()
+            try:
+                self.verify()
+                return self._cut_tail()
+            finally:
+                self._release()
+
+
+def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[_Pending]:
+    batch: list[_Pending] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(events):
+        ev = raw if isinstance(raw, EventIn) else parse_event_in(raw, i)
+        try:
+            data = normalize_payload(ev.type, ev.data)
+            by = normalize_provenance(ev.by.model_dump() if ev.by is not None else None)
+        except ValueError as exc:
+            raise EventRejected(i, str(exc), ev.id) from None
+        if ev.id is not None:
+            if ev.id in seen:
+                raise EventRejected(i, f"id {ev.id} appears twice in the batch (first at event {seen[ev.id]})", ev.id)
+            seen[ev.id] = i
+        batch.append(_Pending(ev.type, data, ev.id, by))
+    if not batch:
+        raise InvalidInputError("empty batch: nothing to append")
+    return batch

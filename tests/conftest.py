@@ -1,0 +1,40 @@
+"""Fixtures every test module may use: a fresh ledger, and the CLI run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ledger import Ledger
+
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger.init(tmp_path / "ledger")
+
+
+def run_cli(*args: str, ledger: Path | None = None, stdin: bytes | None = None,
+            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """Run `cohort-ledger` in a child process, as a user would."""
+    argv = [sys.executable, "-m", "ledger", *((["--ledger", str(ledger)]) if ledger else []), *args]
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(argv, input=stdin, capture_output=True, env=full_env, timeout=timeout)
+
+
+def jsonl(*events: dict[str, Any]) -> bytes:
+    return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def created(cohort: str, stage: str, gen_id: str, parent: str | None = None, **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"cohort_id": cohort, "stage": stage, "gen_id": gen_id, "template_id": "t1", **extra}
+    if parent is not None:
+        data["parent_gen_id"] = parent
+    return {"type": "generation.created", "data": data}
