@@ -105,7 +105,7 @@ class LogScanner:
                             and isinstance(txn[1], int) and txn[1] >= 1):
                         raise CorruptLogError(seq, f"txn {txn!r} does not start a batch at seq {seq}")
                     first, size = txn
-                elif txn[0] != first or txn[1] != size or len(txn) != 2:
+                elif type(txn) is not list or len(txn) != 2 or txn[0] != first or txn[1] != size:
                     raise CorruptLogError(seq, f"txn {txn!r} breaks batch [{first}, {size}]")
                 batch.append(obj)
                 batch_bytes += len(line) + 1
