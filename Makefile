@@ -13,6 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# The performance harness (not part of `make test`): figures to benchmarks/results/ and docs/benchmarks.md.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --n $(N)
+
 demo: $(STAMP)
 	rm -rf ledger-demo
 	$(BIN)/cohort-ledger demo ledger-demo

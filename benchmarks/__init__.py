@@ -1,0 +1,1 @@
+"""Reproducible performance harness (`make bench`); not part of the test suite."""

@@ -1,0 +1,87 @@
+"""Measurements that need a process of their own: a build (for its peak RSS), opening a
+ledger cold, and one of several concurrent appenders. Prints one JSON object.
+
+    python -m benchmarks.child build LEDGER OUT [--full]
+    python -m benchmarks.child open LEDGER
+    python -m benchmarks.child append LEDGER TAG APPENDS BATCH   (waits for "go" on stdin)
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from typing import Any
+
+import orjson
+
+
+def _maxrss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def build(ledger: str, out: str, full: bool) -> dict[str, Any]:
+    from projections.build import build as run_build
+
+    t0 = time.perf_counter()
+    report = run_build(ledger, out, full=full)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "maxrss_kib": _maxrss_kib(), "seq": report.seq,
+            "checkpoint_seq": report.checkpoint_seq, "events_folded": report.events_folded,
+            "checkpoint_written": report.checkpoint_written}
+
+
+def open_state(ledger: str) -> dict[str, Any]:
+    from ledger import Ledger
+
+    t0 = time.perf_counter()
+    state = Ledger.open(ledger).state
+    return {"seconds": time.perf_counter() - t0, "seq": state.seq, "maxrss_kib": _maxrss_kib()}
+
+
+def append(ledger: str, tag: str, appends: int, batch: int) -> dict[str, Any]:
+    from ledger import Ledger
+
+    from .generate import fresh_drafts
+
+    led = Ledger.open(ledger)
+    led.state  # catch up before the start line, so the timing is appends only
+    events = fresh_drafts(tag, appends * batch)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    latencies = []
+    start = time.perf_counter()
+    for i in range(appends):
+        t0 = time.perf_counter()
+        led.append(events[i * batch : (i + 1) * batch])
+        latencies.append(time.perf_counter() - t0)
+    return {"start": start, "end": time.perf_counter(), "latencies": latencies, "events": appends * batch}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="task", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("ledger")
+    b.add_argument("out")
+    b.add_argument("--full", action="store_true")
+    o = sub.add_parser("open")
+    o.add_argument("ledger")
+    a = sub.add_parser("append")
+    a.add_argument("ledger")
+    a.add_argument("tag")
+    a.add_argument("appends", type=int)
+    a.add_argument("batch", type=int)
+    args = ap.parse_args()
+    if args.task == "build":
+        result = build(args.ledger, args.out, args.full)
+    elif args.task == "open":
+        result = open_state(args.ledger)
+    else:
+        result = append(args.ledger, args.tag, args.appends, args.batch)
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""The benchmark harness: `make bench [N=...]`, or `python -m benchmarks.run --n N`.
+
+One run on one machine: generates a realistic ledger of N events, then measures the
+library (verify, build, incremental build, open, appends) next to the raw floor and the two
+baselines, prints every figure as it is measured, writes them to a JSON file and renders the
+table of docs/benchmarks.md. Sections that need `projections` are skipped (and say so) when
+it is not importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from ledger import Ledger
+
+from . import baselines
+from .generate import Event, batches, fresh_drafts, stream
+from .report import render_docs
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 10_000
+GIB = 1 << 30
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def best(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
+    times = [fn() for _ in range(runs)]
+    return min(times), times
+
+
+def clock(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def child(*args: str) -> dict[str, Any]:
+    """Run one benchmarks.child task in a fresh interpreter; its last stdout line is JSON."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.child", *args], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return orjson.loads(out.strip().splitlines()[-1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("cohort-ledger", "orjson", "pydantic", "pydantic-core", "pyarrow", "eventsourcing"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "platform": platform.platform(), "versions": versions}
+
+
+# -- sections -----------------------------------------------------------------------------------
+def append_stream(ledger: Ledger, events: list[Event] | Any) -> tuple[float, int]:
+    """Append in 10,000-event batches; time only the append calls."""
+    total, count = 0.0, 0
+    for chunk in batches(iter(events), BATCH):
+        t0 = time.perf_counter()
+        ledger.append(chunk)
+        total += time.perf_counter() - t0
+        count += len(chunk)
+    return total, count
+
+
+def raw_floor(path: Path) -> None:
+    """The naive per-line loop every replay has to beat: orjson.loads + sha256 of each line."""
+    loads, sha256 = orjson.loads, hashlib.sha256
+    with open(path, "rb") as f:
+        for line in f:
+            loads(line)
+            sha256(line).digest()
+
+
+def latency(ledger_path: Path, bare_path: Path, tag: str, samples: int) -> dict[str, Any]:
+    """Single-event durable appends through the library, interleaved with a bare
+    write+fdatasync of the same line bytes (the sync call the library itself makes)."""
+    led = Ledger.open(ledger_path)
+    led.state  # the catch-up replay is not what this measures
+    lib, bare = [], []
+    fd = os.open(bare_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for ev in fresh_drafts(tag, samples):
+            t0 = time.perf_counter()
+            led.append([ev])
+            lib.append(time.perf_counter() - t0)
+            line = _last_line(ledger_path / "events.jsonl")
+            t0 = time.perf_counter()
+            os.write(fd, line)
+            os.fdatasync(fd)
+            bare.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+    return {"events_in_ledger": led.head.seq - samples, "samples": samples,
+            "lib_p50_ms": percentile(lib, 0.5) * 1e3, "lib_p99_ms": percentile(lib, 0.99) * 1e3,
+            "bare_p50_ms": percentile(bare, 0.5) * 1e3, "bare_p99_ms": percentile(bare, 0.99) * 1e3,
+            "p50_ratio": percentile(lib, 0.5) / percentile(bare, 0.5)}
+
+
+def _last_line(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
+        return f.read().rsplit(b"\n", 2)[-2] + b"\n"
+
+
+def concurrent(path: Path, procs: int, appends: int, batch: int) -> dict[str, Any]:
+    """`procs` processes appending at once; the chain is verified afterwards."""
+    before = Ledger.open(path).head.seq
+    workers = [subprocess.Popen([sys.executable, "-m", "benchmarks.child", "append", str(path), f"p{i}b{batch}",
+                                 str(appends), str(batch)], cwd=ROOT, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for i in range(procs)]
+    for w in workers:
+        assert w.stdout is not None and w.stdout.readline().strip() == "ready"
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    results = []
+    for w in workers:
+        out, _ = w.communicate()
+        if w.returncode != 0:
+            raise RuntimeError(f"concurrent appender exited with {w.returncode}")
+        results.append(orjson.loads(out.strip().splitlines()[-1]))
+    wall = max(r["end"] for r in results) - min(r["start"] for r in results)
+    events = sum(r["events"] for r in results)
+    lat = [x for r in results for x in r["latencies"]]
+    report = Ledger.open(path).verify()
+    if report.events != before + events:
+        raise RuntimeError(f"concurrent appends: expected {before + events} events, found {report.events}")
+    return {"processes": procs, "appends_each": appends, "batch": batch, "events": events, "seconds": wall,
+            "events_per_s": events / wall, "append_p50_ms": percentile(lat, 0.5) * 1e3,
+            "append_p99_ms": percentile(lat, 0.99) * 1e3, "chain_verified": True}
+
+
+def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
+    has_projections = importlib.util.find_spec("projections.build") is not None
+    res: dict[str, Any] = {"n": n, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "machine": machine(), "projections": has_projections}
+    log(f"cohort-ledger benchmarks, N={n:,} (repeat {repeat}, best run reported)")
+    for name in ("ledger", "small", "concurrent", "bare", "out", "peer"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    extra = n // 100
+    events = list(stream(n + extra))
+    head, tail = events[:n], events[n:]
+    del events
+
+    # batch append: building the N-event ledger itself, 10,000 events per append
+    path = work / "ledger"
+    led = Ledger.init(path)
+    seconds, count = append_stream(led, head)
+    log_bytes = (path / "events.jsonl").stat().st_size
+    res["append_batch"] = {"events": count, "seconds": seconds, "events_per_s": count / seconds,
+                           "batch": BATCH, "log_bytes": log_bytes, "bytes_per_event": log_bytes / count}
+    log(f"batch append ({BATCH:,}/batch): {count / seconds:,.0f} events/s ({seconds:.2f} s; "
+        f"{log_bytes / count:.0f} bytes/event)")
+    del led
+
+    log_path = path / "events.jsonl"
+    floor, runs = best(repeat, lambda: clock(lambda: raw_floor(log_path)))
+    res["raw_floor"] = {"seconds": floor, "runs": runs, "events_per_s": n / floor}
+    log(f"raw floor (orjson.loads + sha256 per line): {floor:.3f} s ({n / floor:,.0f} lines/s)")
+
+    verify, runs = best(repeat, lambda: clock(lambda: Ledger.open(path).verify()))
+    res["verify"] = {"seconds": verify, "runs": runs, "events_per_s": n / verify}
+    log(f"verify: {verify:.3f} s ({n / verify:,.0f} events/s)")
+
+    read_s = clock(lambda: sum(1 for _ in Ledger.open(path).read()))
+    res["read_all"] = {"seconds": read_s, "events_per_s": n / read_s}
+    log(f"read back (Ledger.read, all events in order): {read_s:.3f} s ({n / read_s:,.0f} events/s)")
+
+    replay, runs = best(repeat, lambda: child("open", str(path))["seconds"])
+    res["open_replay"] = {"seconds": replay, "runs": runs, "events_per_s": n / replay}
+    log(f"Ledger.open + state, full replay: {replay:.3f} s ({n / replay:,.0f} events/s)")
+
+    if has_projections:
+        builds = []
+        for i in range(repeat):
+            shutil.rmtree(path / "checkpoints", ignore_errors=True)
+            (path / "checkpoints").mkdir()
+            shutil.rmtree(work / "out", ignore_errors=True)
+            builds.append(child("build", str(path), str(work / "out" / "full"), "--full"))
+        full = min(b["seconds"] for b in builds)
+        rss = max(b["maxrss_kib"] for b in builds) * 1024
+        res["full_build"] = {"seconds": full, "runs": [b["seconds"] for b in builds], "events_per_s": n / full,
+                             "vs_floor": full / floor, "peak_rss_bytes": rss,
+                             "checkpoint_written": builds[-1]["checkpoint_written"]}
+        log(f"full build (verify + fold + Parquet/CSV + checkpoint): {full:.3f} s ({n / full:,.0f} events/s), "
+            f"{full / floor:.2f}x the raw floor; peak RSS {rss / 2**20:,.0f} MiB")
+
+        has_ckpt = any((path / "checkpoints").iterdir())
+        if has_ckpt:
+            opened, runs = best(repeat, lambda: child("open", str(path))["seconds"])
+            res["open_checkpoint"] = {"seconds": opened, "runs": runs, "vs_replay": opened / replay}
+            log(f"Ledger.open + state from a checkpoint: {opened:.3f} s ({opened / replay:.1%} of a full replay)")
+        else:
+            res["open_checkpoint"] = {"skipped": "no checkpoint (N below the build's checkpoint interval)"}
+            log("Ledger.open from a checkpoint: skipped (no checkpoint at this N)")
+
+        snapshot = work / "out" / "checkpoints.snapshot"
+        shutil.copytree(path / "checkpoints", snapshot)
+        led = Ledger.open(path)
+        append_stream(led, tail)
+        del led
+        incs = []
+        for i in range(repeat):
+            shutil.rmtree(path / "checkpoints")
+            shutil.copytree(snapshot, path / "checkpoints")
+            target = work / "out" / f"inc{i}"
+            shutil.copytree(work / "out" / "full", target)
+            incs.append(child("build", str(path), str(target)))
+        inc = min(b["seconds"] for b in incs)
+        res["incremental_build"] = {"new_events": len(tail), "seconds": inc, "runs": [b["seconds"] for b in incs],
+                                    "vs_full": inc / full, "events_folded": incs[-1]["events_folded"],
+                                    "checkpoint_seq": incs[-1]["checkpoint_seq"],
+                                    "checkpoint_written": incs[-1]["checkpoint_written"]}
+        log(f"incremental build after {len(tail):,} new events (1%): {inc:.3f} s ({inc / full:.1%} of a full build)")
+    else:
+        for key in ("full_build", "open_checkpoint", "incremental_build"):
+            res[key] = {"skipped": "projections.build is not importable"}
+        log("build sections skipped: projections.build is not importable")
+        led = Ledger.open(path)
+        append_stream(led, tail)
+        del led
+
+    small = work / "small"
+    append_stream(Ledger.init(small), stream(1000))
+    (work / "bare").mkdir()
+    res["latency_1k"] = latency(small, work / "bare" / "small.jsonl", "lat1k", samples)
+    res["latency_n"] = latency(path, work / "bare" / "n.jsonl", "latn", samples)
+    for key in ("latency_1k", "latency_n"):
+        r = res[key]
+        log(f"durable single append on {r['events_in_ledger']:,} events: p50 {r['lib_p50_ms']:.3f} ms, "
+            f"p99 {r['lib_p99_ms']:.3f} ms; bare write+fdatasync p50 {r['bare_p50_ms']:.3f} ms, "
+            f"p99 {r['bare_p99_ms']:.3f} ms; ratio {r['p50_ratio']:.2f}x")
+    growth = res["latency_n"]["lib_p50_ms"] / res["latency_1k"]["lib_p50_ms"]
+    res["latency_growth"] = growth
+    log(f"append p50 at N vs at 1,000 events: {growth:.2f}x")
+
+    res["concurrent"] = []
+    for appends, batch in ((max(10, samples // 4), 1), (10, 1000)):
+        shutil.rmtree(work / "concurrent", ignore_errors=True)
+        shutil.copytree(small, work / "concurrent")
+        r = concurrent(work / "concurrent", 4, appends, batch)
+        res["concurrent"].append(r)
+        log(f"4 processes x {appends} appends of {batch}: {r['events_per_s']:,.0f} events/s, "
+            f"append p50 {r['append_p50_ms']:.2f} ms, p99 {r['append_p99_ms']:.2f} ms, chain verified")
+
+    res["baseline_a"] = baseline_a(work, head, res)
+    res["baseline_b"] = baseline_b(work, head, res, samples)
+    res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return res
+
+
+def baseline_a(work: Path, head: list[Event], res: dict[str, Any]) -> dict[str, Any]:
+    tree = work / "baseline-a"
+    stamp = tree / "complete.stamp"
+    gens = [ev for ev in head if ev["type"] == "generation.created"]
+    digest = hashlib.sha256(b"".join(baselines.metadata_json(ev["data"]).encode() for ev in gens)).hexdigest()
+    if not (stamp.is_file() and stamp.read_text() == digest):
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir(parents=True)
+        t0 = time.perf_counter()
+        baselines.write_gens_tree(tree / "data", gens)
+        stamp.write_text(digest)
+        log(f"baseline A: wrote {len(gens):,} metadata.json files ({time.perf_counter() - t0:.1f} s, not measured)")
+    else:
+        log(f"baseline A: reusing the identical {len(gens):,}-file tree from a previous run")
+    seconds = clock(lambda: baselines.scan_gens_tree(tree / "data", work / "baseline-a.parquet"))
+    out: dict[str, Any] = {"generations": len(gens), "seconds": seconds}
+    line = f"baseline A (scan {len(gens):,} metadata.json -> manifest.parquet): {seconds:.3f} s"
+    if "seconds" in res["full_build"]:
+        out["vs_full_build"] = seconds / res["full_build"]["seconds"]
+        out["vs_incremental_build"] = seconds / res["incremental_build"]["seconds"]
+        line += (f"; ledger full build is {out['vs_full_build']:.1f}x faster, "
+                 f"incremental build {out['vs_incremental_build']:.1f}x faster")
+    log(line)
+    return out
+
+
+def baseline_b(work: Path, head: list[Event], res: dict[str, Any], samples: int) -> dict[str, Any]:
+    if importlib.util.find_spec("eventsourcing") is None:
+        log("baseline B skipped: eventsourcing is not installed (pip install -e '.[bench]')")
+        return {"skipped": "eventsourcing is not installed"}
+    work.joinpath("peer").mkdir()
+    peer = baselines.EventsourcingPeer(work / "peer" / "events.sqlite")
+    total = 0.0
+    for chunk in batches(iter(head), BATCH):
+        t0 = time.perf_counter()
+        peer.append(chunk)
+        total += time.perf_counter() - t0
+    n = len(head)
+    read = clock(lambda: peer.read_all())
+    lat = []
+    for ev in fresh_drafts("peer", samples):
+        t0 = time.perf_counter()
+        peer.append([ev])
+        lat.append(time.perf_counter() - t0)
+    out = {"events": n, "append_seconds": total, "append_events_per_s": n / total, "read_seconds": read,
+           "read_events_per_s": n / read, "single_p50_ms": percentile(lat, 0.5) * 1e3,
+           "single_p99_ms": percentile(lat, 0.99) * 1e3,
+           "ledger_append_speedup": res["append_batch"]["events_per_s"] / (n / total),
+           "ledger_read_speedup": read / res["read_all"]["seconds"],
+           "ledger_verify_speedup": read / res["verify"]["seconds"],
+           "ledger_single_p50_ratio": res["latency_n"]["lib_p50_ms"] / (percentile(lat, 0.5) * 1e3)}
+    log(f"baseline B (eventsourcing + SQLite): append {n / total:,.0f} events/s "
+        f"(ledger {out['ledger_append_speedup']:.1f}x), read back {n / read:,.0f} events/s "
+        f"(ledger read {out['ledger_read_speedup']:.1f}x, verify {out['ledger_verify_speedup']:.1f}x), "
+        f"single save p50 {out['single_p50_ms']:.3f} ms")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000, help="events in the generated ledger")
+    ap.add_argument("--work", type=Path, default=ROOT / "bench-out", help="scratch directory")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="JSON output (default benchmarks/results/bench-<N>.json)")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                    help="markdown file whose results table is rewritten; 'none' to skip")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per timing (the best is reported)")
+    ap.add_argument("--samples", type=int, default=200, help="single-event appends per latency figure")
+    args = ap.parse_args(argv)
+    command = "make bench N=%d" % args.n
+    res = run(args.n, args.work, args.repeat, args.samples)
+    res["command"] = command
+    results = args.results or ROOT / "benchmarks" / "results" / f"bench-{args.n}.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2) + b"\n")
+    log(f"results: {results}")
+    if str(args.docs) != "none":
+        render_docs(args.docs, res, results.name)
+        log(f"table: {args.docs}")
+
+
+if __name__ == "__main__":
+    main()
