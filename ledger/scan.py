@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Iterator
 
 from orjson import JSONDecodeError, loads
 
@@ -48,7 +48,7 @@ def check_line(line: bytes, seq: int, prev: str) -> dict[str, Any]:
     """
     n = len(line)
     cut = n - HASH_SUFFIX_LEN
-    if cut < 1 or line[cut : cut + 9] != b',"hash":"' or line[n - 2 :] != b'"}':
+    if cut < 1 or not line.startswith(b',"hash":"', cut) or not line.endswith(b'"}'):
         raise CorruptLogError(seq, 'line does not end with the ,"hash":"<hex>"} layout')
     stored = line[n - 66 : n - 2]
     try:
@@ -61,7 +61,7 @@ def check_line(line: bytes, seq: int, prev: str) -> dict[str, Any]:
         raise CorruptLogError(seq, f"expected seq {seq}, found {obj.get('seq')!r}")
     if obj.get("prev") != prev:
         raise CorruptLogError(seq, "prev does not match the previous event's hash")
-    if sha256(prev.encode() + line[:cut] + b"}").hexdigest().encode() != stored or obj["hash"].encode() != stored:
+    if sha256(b"%b%b}" % (prev.encode(), line[:cut])).hexdigest().encode() != stored or obj["hash"].encode() != stored:
         raise CorruptLogError(seq, "hash does not match the event's bytes")
     return obj
 
@@ -80,41 +80,77 @@ class LogScanner:
         self.stop_after = stop_after
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        with open(self.path, "rb") as f:
-            yield from self._batches(f)
-
-    def _batches(self, f: BinaryIO) -> Iterator[list[dict[str, Any]]]:
-        f.seek(self.end.offset)
-        seq, prev, offset = self.end.seq, self.end.hash, self.end.offset
+        """Whole batches, each yielded only once every line of it is verified."""
         batch: list[dict[str, Any]] = []
-        first = size = 0
-        batch_bytes = 0
-        rest = b""
-        while True:
-            chunk = f.read(CHUNK)
-            if not chunk:
-                break
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            for line in lines:
-                seq += 1
-                obj = check_line(line, seq, prev)
-                txn = obj.get("txn")
-                if not batch:
-                    if not (isinstance(txn, list) and len(txn) == 2 and txn[0] == seq
-                            and isinstance(txn[1], int) and txn[1] >= 1):
-                        raise CorruptLogError(seq, f"txn {txn!r} does not start a batch at seq {seq}")
-                    first, size = txn
-                elif type(txn) is not list or len(txn) != 2 or txn[0] != first or txn[1] != size:
-                    raise CorruptLogError(seq, f"txn {txn!r} breaks batch [{first}, {size}]")
-                batch.append(obj)
-                batch_bytes += len(line) + 1
-                prev = obj["hash"]
-                if seq == first + size - 1:
-                    offset += batch_bytes
-                    self.end = Position(seq, prev, offset, obj.get("at", ""))
-                    done, batch, batch_bytes = batch, [], 0
-                    yield done
-                    if self.stop_after is not None and seq >= self.stop_after:
+        for obj, end in self.events():
+            batch.append(obj)
+            if end is not None:
+                yield batch
+                batch = []
+
+    def events(self) -> Iterator[tuple[dict[str, Any], Position | None]]:
+        """Committed events one by one, each once its own line is verified; the event that
+        closes a batch comes with the batch's end (also in `self.end` by then), others with None.
+
+        A batch is streamed only when all of its lines are in the file, so a consumer never
+        sees the tail; but a later line of the same batch may still turn out corrupt and
+        raise, and then whatever the consumer did with the batch's earlier events must be
+        discarded. Streaming instead of collecting the batch is what keeps a replay from
+        holding 10,000 decoded events at a time (that cost 1.6 us/event in cache misses).
+        """
+        with open(self.path, "rb") as f:
+            f.seek(self.end.offset)
+            seq, prev, offset = self.end.seq, self.end.hash, self.end.offset
+            lines: list[bytes] = []
+            i = 0
+            rest = b""
+            eof = False
+            while True:
+                if i == len(lines):
+                    chunk = b"" if eof else f.read(CHUNK)
+                    if not chunk:
+                        self.tail = Tail(bytes=len(rest))
                         return
-        self.tail = Tail(bytes=batch_bytes + len(rest), lines=len(batch))
+                    lines = (rest + chunk).split(b"\n")
+                    rest = lines.pop()
+                    i = 0
+                    continue
+                obj = check_line(lines[i], seq + 1, prev)
+                txn = obj.get("txn")
+                if not (isinstance(txn, list) and len(txn) == 2 and txn[0] == seq + 1
+                        and isinstance(txn[1], int) and txn[1] >= 1):
+                    raise CorruptLogError(seq + 1, f"txn {txn!r} does not start a batch at seq {seq + 1}")
+                first, size = txn
+                while len(lines) - i < size and not eof:
+                    chunk = f.read(CHUNK)
+                    eof = not chunk
+                    more = (rest + chunk).split(b"\n")
+                    rest = more.pop()
+                    lines = lines[i:] + more
+                    i = 0
+                complete = len(lines) - i >= size
+                batch_bytes = 0
+                for k in range(i, i + size if complete else len(lines)):
+                    line = lines[k]
+                    seq += 1
+                    if k != i:
+                        obj = check_line(line, seq, prev)
+                        txn = obj.get("txn")
+                        if type(txn) is not list or len(txn) != 2 or txn[0] != first or txn[1] != size:
+                            raise CorruptLogError(seq, f"txn {txn!r} breaks batch [{first}, {size}]")
+                    prev = obj["hash"]
+                    batch_bytes += len(line) + 1
+                    if not complete:
+                        continue
+                    if seq == first + size - 1:
+                        offset += batch_bytes
+                        self.end = Position(seq, prev, offset, obj.get("at", ""))
+                        yield obj, self.end
+                    else:
+                        yield obj, None
+                if not complete:
+                    self.tail = Tail(bytes=batch_bytes + len(rest), lines=len(lines) - i)
+                    return
+                i += size
+                if self.stop_after is not None and seq >= self.stop_after:
+                    return

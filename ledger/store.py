@@ -23,6 +23,7 @@ from .codec import canonical, encode_line, genesis_prev
 from .config import LedgerConfig
 from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
 from .events import EventIn, RecordedEvent, normalize_batch, upcast
+from .parallel import count_events, verify_split
 from .perf import paused_gc
 from .fsio import atomic_write, environment_error, fsync_dir, write_all
 from .scan import LogScanner, Position, Tail
@@ -168,20 +169,20 @@ class Ledger:
         scanner = LogScanner(self.log_path, self._pos)
         state = self._state
         try:
-            for batch in scanner:
-                if batch[0]["seq"] - self._index[-1].seq >= INDEX_EVERY:
-                    self._index.append(self._pos)
-                for ev in batch:
-                    seq = ev["seq"]
-                    try:
-                        data = upcast(ev["type"], ev["v"], ev["data"], seq)
-                        state.apply(ev["type"], data, seq, ev["id"], ev["at"])
-                    except DomainError as exc:
-                        raise CorruptLogError(seq, f"event breaks a domain rule: {exc}") from None
-                    except (KeyError, TypeError) as exc:
-                        raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
-                state.hash = scanner.end.hash
-                self._pos = scanner.end
+            for ev, end in scanner.events():
+                seq = ev["seq"]
+                try:
+                    data = upcast(ev["type"], ev["v"], ev["data"], seq)
+                    state.apply(ev["type"], data, seq, ev["id"], ev["at"])
+                except DomainError as exc:
+                    raise CorruptLogError(seq, f"event breaks a domain rule: {exc}") from None
+                except (KeyError, TypeError) as exc:
+                    raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
+                if end is not None:
+                    if self._pos.seq + 1 - self._index[-1].seq >= INDEX_EVERY:
+                        self._index.append(self._pos)
+                    state.hash = end.hash
+                    self._pos = end
         except CorruptLogError:
             self._state = None  # a half-folded batch must never be used
             raise
@@ -332,11 +333,13 @@ class Ledger:
 
     def verify(self) -> VerifyReport:
         """Walk the whole chain from seq 1; raise CorruptLogError at the first bad seq."""
-        scanner = LogScanner(self.log_path, self._genesis)
-        events = 0
         with paused_gc():
-            for batch in scanner:
-                events += len(batch)
+            split = verify_split(self.log_path, self._genesis)
+            if split is not None:
+                end, events, tail = split
+                return VerifyReport(Head(end.seq, end.hash), events, tail)
+            scanner = LogScanner(self.log_path, self._genesis)
+            events = count_events(scanner)
         return VerifyReport(Head(scanner.end.seq, scanner.end.hash), events, scanner.tail)
 
     def repair(self) -> RepairReport:
