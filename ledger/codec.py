@@ -36,7 +36,7 @@ def encode_line(envelope: dict[str, Any]) -> tuple[bytes, str]:
     """Encode an envelope (without `hash`, with `prev`) into its line; return (line, hash)."""
     body = canonical(envelope)
     digest = chain_hash(envelope["prev"], body)
-    return body[:-1] + _HASH_KEY + digest.encode("ascii") + b'"}\n', digest
+    return b'%b,"hash":"%b"}\n' % (body[:-1], digest.encode("ascii")), digest
 
 
 def split_line(line: bytes) -> tuple[bytes, str] | None:

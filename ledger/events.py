@@ -157,6 +157,28 @@ _DEFAULTS = {
     for name, model in PAYLOADS.items()
 }
 _ENVELOPE_KEYS = frozenset(("type", "data", "id", "by"))
+
+
+def _envelope_union() -> Any:
+    """Whole client envelopes, discriminated by `type`, each with its payload TypedDict.
+
+    Derived from the same models as the checks below and never more permissive than they
+    are, so a batch it accepts is exactly a batch they accept: it is the one-call fast path;
+    any batch it rejects goes through the per-rule checks, which name the event and the rule.
+    """
+    by = TypedDict("ProvenanceData", {k: NotRequired[Text | None] for k in Provenance.model_fields})  # type: ignore[misc]
+    by.__pydantic_config__ = Provenance.model_config  # type: ignore[attr-defined]
+    members = []
+    for name, model in PAYLOADS.items():
+        envelope = TypedDict(f"{model.__name__}Envelope", {  # type: ignore[misc]
+            "type": Literal[name], "data": _typed_dict(model),
+            "id": NotRequired[EventId | None], "by": NotRequired[by | None]})
+        envelope.__pydantic_config__ = ConfigDict(extra="forbid", strict=True)  # type: ignore[attr-defined]
+        members.append(envelope)
+    return TypeAdapter(list[Annotated[Union[tuple(members)], Field(discriminator="type")]])  # type: ignore[arg-type]
+
+
+_ENVELOPES = _envelope_union()
 _EVENT_ID_RE = re.compile(r"[!-~]{1,256}")
 
 
@@ -192,8 +214,29 @@ def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
 
     Absent optional keys are omitted and defaults filled, so equal events have equal bytes.
     The first invalid event (lowest index) raises EventRejected naming it and the rule.
-    Payloads are validated one list per type, so pydantic-core runs once per type, not once
-    per event.
+    A valid batch costs one pydantic-core call for all its envelopes and payloads.
+    """
+    try:
+        _ENVELOPES.validate_python(raw)
+    except ValidationError:
+        _raise_first_invalid(raw)  # returns only if the rules accept what the schema did not
+    out = []
+    for item in raw:
+        kind, data, by = item["type"], item["data"], item.get("by")
+        if None in data.values():
+            data = {k: v for k, v in data.items() if v is not None}
+        event: dict[str, Any] = {"type": kind, "data": {**_DEFAULTS[kind], **data}}
+        if item.get("id") is not None:
+            event["id"] = item["id"]
+        event["by"] = {k: v for k, v in by.items() if v is not None} if by else {}
+        out.append(event)
+    return out
+
+
+def _raise_first_invalid(raw: list[Any]) -> None:
+    """Raise EventRejected for the first invalid event (lowest index), naming it and the rule.
+
+    Payloads are validated one list per type, so pydantic-core runs once per type here too.
     """
     failures: list[tuple[int, str]] = []
     groups: dict[str, list[int]] = {}
@@ -215,15 +258,6 @@ def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
         item = raw[index]
         event_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
         raise EventRejected(index, rule, event_id)
-    out = []
-    for item in raw:
-        data = {**_DEFAULTS[item["type"]], **{k: v for k, v in item["data"].items() if v is not None}}
-        event: dict[str, Any] = {"type": item["type"], "data": data}
-        if item.get("id") is not None:
-            event["id"] = item["id"]
-        event["by"] = {k: v for k, v in (item.get("by") or {}).items() if v is not None}
-        out.append(event)
-    return out
 
 
 def upcast(event_type: str, v: int, data: dict[str, Any], seq: int | None = None) -> dict[str, Any]:

@@ -59,9 +59,8 @@ class RepairReport:
     torn_file: str | None
 
 
-@dataclass(frozen=True)
-class _Pending:
-    """One validated input event."""
+class _Pending(NamedTuple):
+    """One validated input event (a tuple: built 10,000 times per batch append)."""
 
     type: str
     data: dict[str, Any]
