@@ -263,12 +263,13 @@ def _raise_first_invalid(raw: list[Any]) -> None:
 def upcast(event_type: str, v: int, data: dict[str, Any], seq: int | None = None) -> dict[str, Any]:
     """Bring a stored payload to the current version of its type; never guess at a newer one."""
     current = CURRENT_VERSION.get(event_type)
-    where = f" at seq {seq}" if seq is not None else ""
     if current is None:
+        where = f" at seq {seq}" if seq is not None else ""
         raise NewerFormatError(
             f"unknown event type {event_type!r}{where}: written by a newer cohort-ledger?"
         )
     if v > current:
+        where = f" at seq {seq}" if seq is not None else ""
         raise NewerFormatError(
             f"{event_type} v{v}{where} was written by a newer cohort-ledger (this one reads up to v{current})"
         )
