@@ -188,9 +188,29 @@ def test_membership_removed_in_the_ledger_stays_removed(tmp_path: Path, ledger: 
     write_root(root, [SourceGen("draft", "d1", "A", "t")], {"A": ["d1"], "B": ["d1"]})
     do_import(ledger, root)
     ledger.append([{"type": "generation.removed",
-                    "data": {"cohort_id": "B", "stage": "draft", "gen_id": "d1", "reason": "curated out"}}])
+                    "data": {"cohort_id": c, "stage": "draft", "gen_id": "d1", "reason": "curated out"}}
+                   for c in ("A", "B")])
+    assert members_by_cohort(ledger) == {}
     assert plan_import(ledger.state, root).events == []
     assert import_event_id("reused", "B", "d1") in ledger.state.event_ids
+
+
+def test_origin_fallback_from_8col_rows(tmp_path: Path, ledger: Ledger) -> None:
+    root = tmp_path / "data"
+    write_root(root, [SourceGen("draft", "d1", "A", "t", combo="c"), SourceGen("draft", "d2", "A", "t")],
+               {"B": ["d1", "d2"], "C": ["d2"]}, {"B": "wide-8", "C": "wide-8"})
+    for gen in ("d1", "d2"):
+        (root / f"gens/draft/{gen}/metadata.json").write_text(f'{{"gen_id": "{gen}", "template_id": "t"}}')
+    path = root / "cohorts/C/membership.csv"
+    path.write_bytes(path.read_bytes().replace(b"draft,d2,A,", b"draft,d2,Z,"))
+    plan = plan_import(ledger.state, root)
+    assert [(p.gen_id, p.message) for p in plan.problems] == [
+        ("d2", "no origin cohort in metadata.json and wide membership rows disagree: "
+               "A (cohorts/B/membership.csv:3), Z (cohorts/C/membership.csv:2)")]
+    path.write_bytes(path.read_bytes().replace(b"draft,d2,Z,", b"draft,d2,A,"))
+    do_import(ledger, root)
+    assert ledger.state.generations["d1"].origin_cohort_id == "A"
+    assert members_by_cohort(ledger) == {"B": {("draft", "d1"), ("draft", "d2")}, "C": {("draft", "d2")}}
 
 
 def test_gen_created_by_a_hook_gets_only_its_extra_memberships(tmp_path: Path, ledger: Ledger) -> None:
@@ -318,3 +338,34 @@ def test_cli_lists_every_problem_and_appends_nothing(tmp_path: Path) -> None:
         hits = [p for p in problems if p["gen_id"] == gen_id]
         assert len(hits) == 1 and text in hits[0]["message"], (case, problems)
         assert hits[0]["file"] and f"problem: {gen_id}: {hits[0]['file']}: " in stderr, case
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    """stderr a pseudo-terminal: a rich bar is drawn there; stdout keeps only the report."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    led = tmp_path / "ledger"
+    run_cli("init", ledger=led)
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "ledger", "--ledger", str(led), "import-legacy",
+                            "--data-root", str(REFERENCE / "data"), "--json"],
+                           stdout=subprocess.PIPE, stderr=slave, timeout=120)
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(master)
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["events"] == 5
+    assert b"metadata.json" in drawn

@@ -39,8 +39,12 @@ def progress_bar() -> Iterator[ProgressFn | None]:
         yield update
 
 
-def _fail(exc: LegacyProblems) -> None:
-    """The whole list on stderr (the one-line summary follows from `main`)."""
+def _fail(exc: LegacyProblems, data_root: Path, as_json: bool, report: Path | None = None) -> None:
+    """The whole list on stderr (the one-line summary follows from `main`), in --report and --json."""
+    if report is not None:
+        _write_report(report, exc.report(str(data_root)))
+    if as_json:
+        emit_json(exc.report(str(data_root)))
     for problem in exc.problems:
         click.echo(f"problem: {problem.line()}", err=True)
     raise exc
@@ -62,10 +66,7 @@ def import_legacy(data_root: Path, do_apply: bool, report: Path | None, as_json:
     with progress_bar() as progress:
         plan = plan_import(ledger.state, data_root, progress)
     if plan.problems:
-        exc = LegacyProblems("import-legacy", plan.problems)
-        if report is not None:
-            _write_report(report, exc.report(str(plan.data_root)))
-        _fail(exc)
+        _fail(LegacyProblems("import-legacy", plan.problems), plan.data_root, as_json, report)
     seqs = apply_import(ledger, plan) if do_apply else []
     head = ledger.head
     outcome = {"data_root": str(plan.data_root), "ok": True, "applied": do_apply, "gens_read": plan.gens_read,
@@ -101,7 +102,7 @@ def export_metadata(data_root: Path, do_apply: bool, as_json: bool) -> None:
     with progress_bar() as progress:
         plan = plan_export(ledger.state, data_root, progress)
         if plan.problems:
-            _fail(LegacyProblems("export-metadata", plan.problems))
+            _fail(LegacyProblems("export-metadata", plan.problems), plan.data_root, as_json)
         written = apply_export(plan, progress) if do_apply else 0
     summary = {**plan.summary(), "applied": do_apply, "written": written}
     if as_json:

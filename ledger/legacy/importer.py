@@ -252,8 +252,21 @@ def _event(kind: str, origin: Origin, cohort_id: str, **extra: Any) -> dict[str,
     return {"type": f"generation.{kind}", "id": import_event_id(kind, cohort_id, origin.gen_id), "by": BY, "data": data}
 
 
+def _imported_before(state: State, cohort_id: str, origin: Origin) -> bool:
+    """Did an earlier import already put this gen into this cohort (whatever happened since)?"""
+    ids, gen_id = state.event_ids, origin.gen_id
+    if import_event_id("reused", cohort_id, gen_id) in ids:
+        return True
+    return (cohort_id == origin.cohort_id and import_event_id("created", cohort_id, gen_id) in ids
+            and import_event_id("removed", cohort_id, gen_id) not in ids)
+
+
 def _delta(state: State, origin: Origin, cohorts: set[str]) -> list[dict[str, Any]]:
-    """The events that bring one gen's ledger memberships to the source's, never repeating this import."""
+    """The events that bring one gen's ledger memberships to the source's, never repeating this import.
+
+    A membership an earlier import added and the ledger later removed stays removed: after
+    the import, the ledger (not the data root) owns the history.
+    """
     gen_id, home = origin.gen_id, origin.cohort_id
     assert home is not None
     if gen_id not in state.generations:
@@ -262,7 +275,7 @@ def _delta(state: State, origin: Origin, cohorts: set[str]) -> list[dict[str, An
             events.append(_event("removed", origin, home))
         return events + [_event("reused", origin, c) for c in sorted(cohorts - {home})]
     return [_event("reused", origin, c) for c in sorted(cohorts)
-            if not state.is_member(c, gen_id) and import_event_id("reused", c, gen_id) not in state.event_ids]
+            if not state.is_member(c, gen_id) and not _imported_before(state, c, origin)]
 
 
 def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None = None) -> ImportPlan:
