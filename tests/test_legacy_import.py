@@ -369,3 +369,12 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert r.returncode == 0
     assert json.loads(r.stdout)["events"] == 5
     assert b"metadata.json" in drawn
+
+
+def test_problems_with_and_without_gen_id_in_one_file(tmp_path: Path, ledger: Ledger) -> None:
+    write_root(tmp_path / "data", [SourceGen("draft", "d1", "A", "t")], {"A": ["d1"]})
+    (tmp_path / "data/cohorts/A/membership.csv").write_text("stage,gen_id\ndraft,d_none\n,\ndraft,\n")
+    plan = plan_import(ledger.state, tmp_path / "data")
+    assert [(p.file, p.gen_id) for p in plan.problems] == [
+        ("cohorts/A/membership.csv:2", "d_none"), ("cohorts/A/membership.csv:3", None),
+        ("cohorts/A/membership.csv:4", None)]

@@ -23,7 +23,7 @@ from ..fsio import atomic_write
 from ..state import Generation, State
 from .dataroot import ProgressFn, metadata_path, relative, resolve_data_root, tick
 from .metadata import ORIGIN_KEYS, null_if_missing, parse_json_object
-from .problems import LegacyProblems, Problem
+from .problems import LegacyProblems, Problem, sorted_problems
 
 COMMAND = "export-metadata"
 #: the key the rollout renames away from; removed from files once the rename is final
@@ -161,7 +161,7 @@ def plan_export(state: State, data_root: str | Path, progress: ProgressFn | None
             continue
         style, newline = _detect_style(raw, old)
         plan.changes.append(FileChange(path, rel, gen.gen_id, "update", diff, _dump(new, style, newline)))
-    plan.problems.sort()
+    plan.problems = sorted_problems(plan.problems)
     return plan
 
 

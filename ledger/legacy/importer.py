@@ -26,7 +26,7 @@ from ..store import Ledger
 from .dataroot import ProgressFn, membership_files, metadata_files, relative, resolve_data_root, tick
 from .membership import MembershipFile, MembershipRow, MembershipShapeError, read_membership_csv
 from .metadata import Origin, normalize_metadata, parse_json_object, parse_replicate
-from .problems import LegacyProblems, Problem
+from .problems import LegacyProblems, Problem, sorted_problems
 
 SOURCE = "import-legacy"
 BY = {"source": SOURCE}
@@ -300,7 +300,7 @@ def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None
             if cohort is not None and cohort.sealed_seq is not None:
                 reader.problem("", ev["data"]["gen_id"],
                                f"cohort {cohort.cohort_id} is sealed (seq {cohort.sealed_seq}): import would change it")
-    plan.problems = sorted(reader.problems)
+    plan.problems = sorted_problems(reader.problems)
     if plan.problems:
         plan.events = []
     return plan

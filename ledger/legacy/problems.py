@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import InvalidInputError
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Problem:
     """One thing in the data root the ledger refuses to guess about."""
 
@@ -28,6 +28,14 @@ class Problem:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.file, self.gen_id or "", self.message)
+
+
+def sorted_problems(problems: list[Problem]) -> list[Problem]:
+    """By file, then gen id: the order a person fixing the data root works in."""
+    return sorted(problems, key=Problem.sort_key)
+
 
 class LegacyProblems(InvalidInputError):
     """A legacy command found problems; nothing was written. Carries the whole sorted list."""
@@ -36,7 +44,7 @@ class LegacyProblems(InvalidInputError):
 
     def __init__(self, command: str, problems: list[Problem]) -> None:
         self.command = command
-        self.problems = sorted(problems)
+        self.problems = sorted_problems(problems)
         n = len(self.problems)
         super().__init__(f"{command}: {n} problem{'s' if n != 1 else ''}; first: {self.problems[0].line()}")
 
