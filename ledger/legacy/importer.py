@@ -48,18 +48,19 @@ class ImportPlan:
 
     data_root: Path
     seq: int
+    stages: tuple[str, ...]
     events: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     gens_read: int = 0
     membership_files_read: int = 0
 
     def counts(self) -> list[dict[str, Any]]:
-        """Events per (cohort, stage): created, reused, removed; sorted by cohort then stage."""
+        """Events per (cohort, stage): created, reused, removed; by cohort id, then stage order."""
         tally: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         for ev in self.events:
             tally[(ev["data"]["cohort_id"], ev["data"]["stage"])][ev["type"].split(".", 1)[1]] += 1
         return [{"cohort_id": c, "stage": s, "created": n["created"], "reused": n["reused"], "removed": n["removed"]}
-                for (c, s), n in sorted(tally.items())]
+                for (c, s), n in sorted(tally.items(), key=lambda item: (item[0][0], self.stages.index(item[0][1])))]
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -244,7 +245,7 @@ class _Reader:
         return True
 
 
-def _event(kind: str, origin: Origin, cohort_id: str, **extra: Any) -> dict[str, Any]:
+def _event(kind: str, origin: Origin, cohort_id: str) -> dict[str, Any]:
     if kind == "created":
         data = {k: v for k, v in origin.as_metadata().items() if v is not None}
     else:
@@ -290,7 +291,7 @@ def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None
     reader.read_metadata()
     reader.read_memberships()
     good = reader.complete()
-    plan = ImportPlan(root, state.seq, gens_read=len(reader.files),
+    plan = ImportPlan(root, state.seq, state.config.stages, gens_read=len(reader.files),
                       membership_files_read=reader.membership_files)
     if not reader.problems:
         for gen_id in sorted(good, key=lambda g: (reader.rank[good[g].stage], g)):
