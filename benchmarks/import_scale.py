@@ -1,20 +1,15 @@
-"""How long import-legacy takes on a data root of realistic size (not run by the test suite).
+"""How long import-legacy takes on a data root of realistic size (a section of benchmarks.run).
 
 Generates N gens (1/5 drafts, 3/10 essays, 1/2 evaluations) over a few cohorts, with every
 metadata.json shape and every membership.csv shape, about a fifth of the gens reused into
 a second cohort and some never listed in their origin; then times plan_import, the atomic
 append, and a second (no-op) plan.
-
-    python benchmarks/import_scale.py [--gens 100000] [--dir DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,37 +44,21 @@ def make_model(n: int, rng: random.Random) -> tuple[list[SourceGen], dict[str, l
     return gens, members
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gens", type=int, default=100_000)
-    ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir, removed)")
-    args = ap.parse_args()
-    work = args.dir or Path(tempfile.mkdtemp(prefix="import-scale-"))
-    try:
-        gens, members = make_model(args.gens, random.Random(42))
-        shapes = {c: CSV_SHAPES[i % len(CSV_SHAPES)] for i, c in enumerate(COHORTS)}
-        t0 = time.perf_counter()
-        write_root(work / "data", gens, members, shapes)
-        t_write = time.perf_counter() - t0
-        ledger = Ledger.init(work / "ledger")
-        t0 = time.perf_counter()
-        plan = plan_import(ledger.state, work / "data")
-        t_plan = time.perf_counter() - t0
-        plan.raise_for_problems()
-        t0 = time.perf_counter()
-        apply_import(ledger, plan)
-        t_apply = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        again = plan_import(Ledger.open(work / "ledger").state, work / "data")
-        t_again = time.perf_counter() - t0
-        print(f"gens={len(gens)} events={len(plan.events)} (write root {t_write:.1f}s, not timed below)")
-        print(f"plan {t_plan:.2f}s  apply {t_apply:.2f}s  total {t_plan + t_apply:.2f}s")
-        print(f"re-plan (open + fold {len(plan.events)} events + read root) {t_again:.2f}s, "
-              f"{len(again.events)} new events")
-    finally:
-        if args.dir is None:
-            shutil.rmtree(work, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    main()
+def measure(gens_wanted: int, work: Path) -> dict[str, float | int]:
+    """Write a data root of `gens_wanted` gens (not timed), then time plan, apply and a no-op re-plan."""
+    gens, members = make_model(gens_wanted, random.Random(42))
+    shapes = {c: CSV_SHAPES[i % len(CSV_SHAPES)] for i, c in enumerate(COHORTS)}
+    write_root(work / "data", gens, members, shapes)
+    ledger = Ledger.init(work / "ledger")
+    t0 = time.perf_counter()
+    plan = plan_import(ledger.state, work / "data")
+    t_plan = time.perf_counter() - t0
+    plan.raise_for_problems()
+    t0 = time.perf_counter()
+    apply_import(ledger, plan)
+    t_apply = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    again = plan_import(Ledger.open(work / "ledger").state, work / "data")
+    t_again = time.perf_counter() - t0
+    return {"gens": len(gens), "events": len(plan.events), "plan_seconds": t_plan, "apply_seconds": t_apply,
+            "total_seconds": t_plan + t_apply, "replan_seconds": t_again, "replan_new_events": len(again.events)}

@@ -62,6 +62,11 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"p99 {c['append_p99_ms']:.2f} ms; chain verified", "", ""))
     out.append(("read back every event in order (Ledger.read)",
                 f"{r['read_all']['seconds']:.3f} s = {r['read_all']['events_per_s']:,.0f} events/s", "", ""))
+    li = r.get("legacy_import")
+    if li:
+        out.append((f"import-legacy of {li['gens']:,} gens ({li['events']:,} events)",
+                    f"plan {li['plan_seconds']:.2f} s + apply {li['apply_seconds']:.2f} s; "
+                    f"no-op re-plan {li['replan_seconds']:.2f} s", "", ""))
     a = r["baseline_a"]
     fig = f"{a['seconds']:.3f} s for {a['generations']:,} generations"
     if "vs_full_build" in a:

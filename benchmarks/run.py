@@ -167,7 +167,7 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     res: dict[str, Any] = {"n": n, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "machine": machine(), "projections": has_projections}
     log(f"cohort-ledger benchmarks, N={n:,} (repeat {repeat}, best run reported)")
-    for name in ("ledger", "small", "concurrent", "bare", "out", "peer"):
+    for name in ("ledger", "small", "concurrent", "bare", "out", "peer", "import"):
         shutil.rmtree(work / name, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     extra = n // 100
@@ -276,10 +276,22 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
         log(f"4 processes x {appends} appends of {batch}: {r['events_per_s']:,.0f} events/s, "
             f"append p50 {r['append_p50_ms']:.2f} ms, p99 {r['append_p99_ms']:.2f} ms, chain verified")
 
+    res["legacy_import"] = legacy_import(work, max(1000, n // 10))
     res["baseline_a"] = baseline_a(work, head, res)
     res["baseline_b"] = baseline_b(work, head, res, samples)
     res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return res
+
+
+def legacy_import(work: Path, gens: int) -> dict[str, Any]:
+    """import-legacy of a data root in every historical shape (benchmarks/import_scale.py)."""
+    from .import_scale import measure
+
+    shutil.rmtree(work / "import", ignore_errors=True)
+    out = measure(gens, work / "import")
+    log(f"import-legacy of {out['gens']:,} gens ({out['events']:,} events): plan {out['plan_seconds']:.2f} s, "
+        f"apply {out['apply_seconds']:.2f} s, no-op re-plan {out['replan_seconds']:.2f} s")
+    return out
 
 
 def baseline_a(work: Path, head: list[Event], res: dict[str, Any]) -> dict[str, Any]:
