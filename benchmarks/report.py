@@ -23,6 +23,10 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     v = r["verify"]
     out.append(("verify (whole chain)", f"{v['seconds']:.3f} s = {v['events_per_s']:,.0f} events/s",
                 "≥ 400,000 events/s", _status(v["events_per_s"] >= 400_000)))
+    if "verify_one_core" in r:
+        v1 = r["verify_one_core"]
+        out.append(("verify on one core (sequential scan, for reference)",
+                    f"{v1['seconds']:.3f} s = {v1['events_per_s']:,.0f} events/s", "", ""))
     fb = r["full_build"]
     if "seconds" in fb:
         out.append(("full build (verify + fold + Parquet/CSV + checkpoint)",

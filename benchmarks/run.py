@@ -26,6 +26,10 @@ from typing import Any, Callable
 import orjson
 
 from ledger import Ledger
+from ledger.codec import genesis_prev
+from ledger.parallel import count_events
+from ledger.perf import paused_gc
+from ledger.scan import LogScanner, Position
 
 from . import baselines
 from .generate import Event, batches, fresh_drafts, stream
@@ -101,6 +105,13 @@ def raw_floor(path: Path) -> None:
         for line in f:
             loads(line)
             sha256(line).digest()
+
+
+def verify_one_core(path: Path) -> int:
+    """What `verify` does without its second process: the sequential scan."""
+    led = Ledger.open(path)
+    with paused_gc():
+        return count_events(LogScanner(led.log_path, Position(0, genesis_prev(led.config.ledger_id), 0)))
 
 
 def latency(ledger_path: Path, bare_path: Path, tag: str, samples: int) -> dict[str, Any]:
@@ -199,6 +210,9 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     verify, runs = best(repeat, lambda: clock(lambda: Ledger.open(path).verify()))
     res["verify"] = {"seconds": verify, "runs": runs, "events_per_s": n / verify}
     log(f"verify: {verify:.3f} s ({n / verify:,.0f} events/s)")
+    one_core, runs = best(repeat, lambda: clock(lambda: verify_one_core(path)))
+    res["verify_one_core"] = {"seconds": one_core, "runs": runs, "events_per_s": n / one_core}
+    log(f"verify on one core (the sequential scan): {one_core:.3f} s ({n / one_core:,.0f} events/s)")
 
     read_s = clock(lambda: sum(1 for _ in Ledger.open(path).read()))
     res["read_all"] = {"seconds": read_s, "events_per_s": n / read_s}
