@@ -1,8 +1,10 @@
-"""Measurements that need a process of their own: a build (for its peak RSS), opening a
-ledger cold, and one of several concurrent appenders. Prints one JSON object.
+"""Measurements that need a process of their own: a build (for its peak RSS), verify and
+opening a ledger cold (not inside the harness's big heap, which a fork would copy), and one
+of several concurrent appenders. Prints one JSON object.
 
     python -m benchmarks.child build LEDGER OUT [--full]
     python -m benchmarks.child open LEDGER
+    python -m benchmarks.child verify LEDGER
     python -m benchmarks.child append LEDGER TAG APPENDS BATCH   (waits for "go" on stdin)
 """
 
@@ -40,6 +42,14 @@ def open_state(ledger: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "seq": state.seq, "maxrss_kib": _maxrss_kib()}
 
 
+def verify(ledger: str) -> dict[str, Any]:
+    from ledger import Ledger
+
+    t0 = time.perf_counter()
+    report = Ledger.open(ledger).verify()
+    return {"seconds": time.perf_counter() - t0, "events": report.events}
+
+
 def append(ledger: str, tag: str, appends: int, batch: int) -> dict[str, Any]:
     from ledger import Ledger
 
@@ -68,6 +78,8 @@ def main() -> None:
     b.add_argument("--full", action="store_true")
     o = sub.add_parser("open")
     o.add_argument("ledger")
+    v = sub.add_parser("verify")
+    v.add_argument("ledger")
     a = sub.add_parser("append")
     a.add_argument("ledger")
     a.add_argument("tag")
@@ -78,6 +90,8 @@ def main() -> None:
         result = build(args.ledger, args.out, args.full)
     elif args.task == "open":
         result = open_state(args.ledger)
+    elif args.task == "verify":
+        result = verify(args.ledger)
     else:
         result = append(args.ledger, args.tag, args.appends, args.batch)
     sys.stdout.write(orjson.dumps(result).decode() + "\n")

@@ -207,7 +207,7 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     res["raw_floor"] = {"seconds": floor, "runs": runs, "events_per_s": n / floor}
     log(f"raw floor (orjson.loads + sha256 per line): {floor:.3f} s ({n / floor:,.0f} lines/s)")
 
-    verify, runs = best(repeat, lambda: clock(lambda: Ledger.open(path).verify()))
+    verify, runs = best(repeat, lambda: child("verify", str(path))["seconds"])
     res["verify"] = {"seconds": verify, "runs": runs, "events_per_s": n / verify}
     log(f"verify: {verify:.3f} s ({n / verify:,.0f} events/s)")
     one_core, runs = best(repeat, lambda: clock(lambda: verify_one_core(path)))

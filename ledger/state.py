@@ -89,6 +89,9 @@ class State:
         #: client or generated event id -> seq it was committed at
         self.event_ids: dict[str, int] = {}
         self._journal: list[tuple[Any, Any, Any]] | None = None
+        #: one object per distinct low-cardinality value (stage, cohort, template, model, mode):
+        #: a replay parses a fresh string for each event, and a million copies cost ~150 MB
+        self._shared: dict[Any, Any] = {}
 
     # -- undo journal ---------------------------------------------------------------
     @contextmanager
@@ -204,9 +207,12 @@ class State:
         if stage not in self.stages:
             raise DomainError(f"stage {stage!r} is not one of this ledger's stages")
         old = self.generations.get(gen_id)
+        share = self._shared.setdefault
+        cohort_id, template_id, llm_model_id, mode = d["cohort_id"], d["template_id"], d.get("llm_model_id"), d.get("mode")
         # positional: half the cost of keywords, and this runs once per generation on every replay
-        gen = Generation(stage, gen_id, d["cohort_id"], d["template_id"], d.get("combo_id"), d.get("llm_model_id"),
-                         d.get("parent_gen_id"), d.get("replicate", 1), d.get("mode"), seq)
+        gen = Generation(share(stage, stage), gen_id, share(cohort_id, cohort_id), share(template_id, template_id),
+                         d.get("combo_id"), share(llm_model_id, llm_model_id), d.get("parent_gen_id"),
+                         d.get("replicate", 1), share(mode, mode), seq)
         if old is not None:
             if old.metadata() == gen.metadata():
                 return old.created_seq
@@ -223,6 +229,7 @@ class State:
                 raise DomainError(f"parent {gen.parent_gen_id} does not exist")
             if parent.stage != parent_stage:
                 raise DomainError(f"parent {gen.parent_gen_id} is a {parent.stage}, not a {parent_stage}")
+            gen.parent_gen_id = parent.gen_id  # the same string, held once
         c = self._writable_cohort(gen.origin_cohort_id)
         self._set(self.generations, gen_id, gen)
         self._add_member(c, gen_id, seq)
