@@ -1,16 +1,18 @@
 """Writing projection files: fixed encodings, atomic replacement, and file ownership.
 
 The out dir may be shared (`--out data/` puts our CSVs beside the pipeline's `spec/` and
-`reports/`), so a build only ever touches files it names in `_projection.json`: it writes
-the files of the new state, then removes files an earlier build wrote that the new state
-no longer has. Before writing a file it did not own yet, it first records the union of
-old and new in `_projection.json`, so a crash mid-build never leaves a file of ours that
-the next build would take for someone else's.
+`reports/`), so a build removes only files that `_projection.json` says it wrote -- by
+name and sha256 -- and that still hold those bytes: it writes the files of the new state,
+then removes files an earlier build wrote that the new state no longer has. A file someone
+else has since replaced, or a name outside our own patterns, is never removed. Before
+writing a file it did not own yet, a build first records the union of old and new, so a
+crash mid-build never leaves a file of ours that the next build would take for someone
+else's.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +80,10 @@ def check_out_dir(ledger_dir: Path, out: Path) -> None:
 
 
 def owned(out: Path) -> dict[str, Any] | None:
-    """The ownership record of the last build into `out`, or None (none, or unreadable)."""
+    """The ownership record of the last build into `out`, or None (none, or unreadable).
+
+    Its `files` maps each file the build wrote (relative path) to the sha256 of its bytes.
+    """
     try:
         doc = orjson.loads((out / OWNERSHIP_FILE).read_bytes())
     except FileNotFoundError:
@@ -87,15 +92,19 @@ def owned(out: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise environment_error(exc, f"reading {out / OWNERSHIP_FILE}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("files"), list):
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("files"), dict):
         return None
-    doc["files"] = [f for f in doc["files"] if isinstance(f, str) and _OURS.fullmatch(f)]
+    doc["files"] = {f: h for f, h in doc["files"].items() if _OURS.fullmatch(f) and isinstance(h, str)}
     return doc
 
 
-def _record(seq: int | None, chain_hash: str | None, files: list[str]) -> bytes:
-    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, "files": sorted(files)}
+def _record(seq: int | None, chain_hash: str | None, files: dict[str, str]) -> bytes:
+    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, "files": dict(sorted(files.items()))}
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _put(path: Path, data: bytes) -> bool:
@@ -119,9 +128,12 @@ def _put(path: Path, data: bytes) -> bool:
     return True
 
 
-def _remove(out: Path, rel: str) -> bool:
+def _remove(out: Path, rel: str, digest: str) -> bool:
+    """Remove a file we wrote, unless its bytes are no longer the ones we wrote."""
     path = out / rel
     try:
+        if _digest(path.read_bytes()) != digest:
+            return False
         path.unlink()
     except FileNotFoundError:
         return False
@@ -143,17 +155,18 @@ def replace_files(out: Path, files: dict[str, bytes], seq: int, chain_hash: str)
         if not _OURS.fullmatch(rel):
             raise ValueError(f"{rel} is not a projection file name")
     previous = owned(out)
-    before = set(previous["files"]) if previous else set()
+    before: dict[str, str] = previous["files"] if previous else {}
+    digests = {rel: _digest(data) for rel, data in files.items()}
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise environment_error(exc, f"creating {out}") from exc
-    if not set(files) <= before:
+    if not digests.keys() <= before.keys():
         _put(out / OWNERSHIP_FILE, _record(previous["seq"] if previous else None,
-                                           previous["hash"] if previous else None, sorted(before | set(files))))
+                                           previous["hash"] if previous else None, {**digests, **before}))
     written, unchanged = [], []
     for rel in sorted(files):
         (written if _put(out / rel, files[rel]) else unchanged).append(rel)
-    removed = [rel for rel in sorted(before - set(files)) if _remove(out, rel)]
-    _put(out / OWNERSHIP_FILE, _record(seq, chain_hash, list(files)))
+    removed = [rel for rel in sorted(before.keys() - digests.keys()) if _remove(out, rel, before[rel])]
+    _put(out / OWNERSHIP_FILE, _record(seq, chain_hash, digests))
     return Changes(written, unchanged, removed)
