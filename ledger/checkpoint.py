@@ -24,6 +24,7 @@ import orjson
 from .config import LedgerConfig
 from .errors import CorruptLogError
 from .fsio import atomic_write
+from .gc_pause import paused_gc
 from .scan import Position, check_line
 from .state import Cohort, Generation, State
 
@@ -183,7 +184,8 @@ def load_latest(ledger_dir: Path, config: LedgerConfig, log_path: Path,
         if pos.seq != _file_seq(path) or not position_matches(log_path, pos):
             continue
         try:
-            return state_from_bytes(config, body, pos), pos
+            with paused_gc():
+                return state_from_bytes(config, body, pos), pos
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
             continue
     return None

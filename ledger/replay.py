@@ -1,9 +1,10 @@
-"""Folding committed events into a `State`: the one loop body every reader shares.
+"""Folding committed events into a `State`: the loop every reader shares, and as-of replay.
 
-The store catching up, `build`, and checkpoint-based opening all replay the same way: a
+The store catching up, `build`, and checkpoint-based opening all fold the same way: a
 committed event is upcast to its current payload version and applied. An event that then
-breaks a domain rule was written by something that skipped validation, which is
-corruption of the log, reported at that event's seq.
+breaks a domain rule (or repeats an earlier effect) was written by something that skipped
+validation, which is corruption of the log, reported at that event's seq. `replay` adds
+what `build` needs on top: resuming from a checkpoint and stopping at an as-of.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .codec import genesis_prev
 from .config import LedgerConfig
 from .errors import CorruptLogError, InvalidInputError
 from .events import upcast
+from .gc_pause import paused_gc
 from .scan import LogScanner, Position
 from .state import DomainError, State
 
@@ -115,22 +117,23 @@ def replay(ledger_dir: Path, config: LedgerConfig, log_path: Path, as_of: AsOf =
     scanner = LogScanner(log_path, start, stop_after=max_seq)
     boundary, folded = start, 0
     past: dict[str, Any] | None = None  # the first event beyond the as-of
-    for batch in scanner:
-        for ev in batch:
-            if past is None:
-                if (max_seq is None or ev["seq"] <= max_seq) and (moment is None or _event_time(ev) <= moment):
-                    apply_recorded(state, ev)
-                    folded += 1
-                else:
-                    past = ev
-            elif moment is not None and _event_time(ev) <= moment:
-                raise InvalidInputError(
-                    f"events.jsonl is not in time order around --as-of: seq {ev['seq']} (at {ev['at']}) "
-                    f"follows seq {past['seq']} (at {past['at']}); use --as-of SEQ")
-        if state.seq == scanner.end.seq:
-            boundary = scanner.end
-        if progress is not None:
-            progress(scanner.end.offset, total)
+    with paused_gc():
+        for batch in scanner:
+            for ev in batch:
+                if past is None:
+                    if (max_seq is None or ev["seq"] <= max_seq) and (moment is None or _event_time(ev) <= moment):
+                        apply_recorded(state, ev)
+                        folded += 1
+                    else:
+                        past = ev
+                elif moment is not None and _event_time(ev) <= moment:
+                    raise InvalidInputError(
+                        f"events.jsonl is not in time order around --as-of: seq {ev['seq']} (at {ev['at']}) "
+                        f"follows seq {past['seq']} (at {past['at']}); use --as-of SEQ")
+            if state.seq == scanner.end.seq:
+                boundary = scanner.end
+            if progress is not None:
+                progress(scanner.end.offset, total)
     if max_seq is not None and state.seq < max_seq:
         raise InvalidInputError(f"--as-of seq {max_seq} is beyond the last committed seq {state.seq}")
     return Replayed(state, boundary if boundary.seq == state.seq else None, resumed, folded)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ledger.checkpoint import latest_seq, write_checkpoint
 from ledger.codec import genesis_prev
+from ledger.gc_pause import paused_gc
 from ledger.replay import Progress, parse_as_of, replay
 from ledger.state import State
 from ledger.store import Ledger
@@ -76,7 +77,9 @@ def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full, progress=progress)
     state = folded.state
     chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-    changes = replace_files(out, render(state), state.seq, chain_hash)
+    with paused_gc():
+        files = render(state)
+    changes = replace_files(out, files, state.seq, chain_hash)
     saved = None
     if (target is None and folded.position is not None and state.seq > 0
             and state.seq - latest_seq(ledger.path) >= checkpoint_every):
