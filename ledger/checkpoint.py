@@ -16,8 +16,9 @@ which orjson turns back into dicts at C speed.
 from __future__ import annotations
 
 import os
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import orjson
 
@@ -55,6 +56,12 @@ def _encode_coded(values: Iterable[Any]) -> dict[str, list[Any]]:
     return {"values": list(index), "codes": codes}
 
 
+def _decode_coded(values: list[Any], codes: list[int]) -> Sequence[Any]:
+    if len(codes) < 2:  # itemgetter returns a bare value for one index and needs at least one
+        return [values[c] for c in codes]
+    return itemgetter(*codes)(values)  # type: ignore[no-any-return]
+
+
 def state_to_bytes(state: State) -> bytes:
     """The state (without config and position, which the header and ledger.json hold)."""
     gens = list(state.generations.values())
@@ -80,7 +87,7 @@ def state_from_bytes(config: LedgerConfig, body: bytes, position: Position) -> S
     state.seq, state.hash, state.at = position.seq, position.hash, position.at
     state.key_names = {k: tuple(v) for k, v in doc["key_names"].items()}
     cols = doc["generations"]
-    decoded = {f: [cols[f]["values"][c] for c in cols[f]["codes"]] for f in _CODED}
+    decoded: dict[str, Any] = {f: _decode_coded(cols[f]["values"], cols[f]["codes"]) for f in _CODED}
     decoded.update({f: cols[f] for f in _PLAIN})
     state.generations = {g.gen_id: g for g in map(Generation, *(decoded[f] for f in _FIELDS))}
     state.cohorts = {c["cohort_id"]: Cohort(**c) for c in doc["cohorts"]}
@@ -120,21 +127,20 @@ def list_checkpoints(ledger_dir: Path) -> list[Path]:
     return [checkpoint_dir(ledger_dir) / n for n in sorted(found, reverse=True)]
 
 
-def _read_header(path: Path, config: LedgerConfig) -> tuple[Position, bytes] | None:
+def _read_header(path: Path, config: LedgerConfig) -> Position | None:
+    """The position a checkpoint file claims, if its header is ours and for this ledger."""
     try:
-        raw = path.read_bytes()
-        head, sep, body = raw.partition(b"\n")
-        doc = orjson.loads(head)
+        with open(path, "rb") as f:
+            doc = orjson.loads(f.readline(1 << 12))
     except (OSError, orjson.JSONDecodeError):
         return None
-    if not (sep and isinstance(doc, dict) and doc.get("format") == FORMAT and doc.get("version") == VERSION
+    if not (isinstance(doc, dict) and doc.get("format") == FORMAT and doc.get("version") == VERSION
             and doc.get("ledger_id") == config.ledger_id):
         return None
     try:
-        pos = Position(int(doc["seq"]), str(doc["hash"]), int(doc["offset"]), str(doc["at"]))
+        return Position(int(doc["seq"]), str(doc["hash"]), int(doc["offset"]), str(doc["at"]))
     except (KeyError, TypeError, ValueError):
         return None
-    return pos, body
 
 
 def position_matches(log_path: Path, pos: Position) -> bool:
@@ -177,16 +183,14 @@ def load_latest(ledger_dir: Path, config: LedgerConfig, log_path: Path,
     for path in list_checkpoints(ledger_dir):
         if max_seq is not None and _file_seq(path) > max_seq:
             continue
-        found = _read_header(path, config)
-        if found is None:
-            continue
-        pos, body = found
-        if pos.seq != _file_seq(path) or not position_matches(log_path, pos):
+        pos = _read_header(path, config)
+        if pos is None or pos.seq != _file_seq(path) or not position_matches(log_path, pos):
             continue
         try:
+            body = path.read_bytes().partition(b"\n")[2]
             with paused_gc():
                 return state_from_bytes(config, body, pos), pos
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
             continue
     return None
 

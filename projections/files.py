@@ -164,7 +164,8 @@ def replace_files(out: Path, files: dict[str, bytes], seq: int, chain_hash: str)
     if not digests.keys() <= before.keys():
         _put(out / OWNERSHIP_FILE, _record(previous["seq"] if previous else None,
                                            previous["hash"] if previous else None, {**digests, **before}))
-    written, unchanged = [], []
+    written: list[str] = []
+    unchanged: list[str] = []
     for rel in sorted(files):
         (written if _put(out / rel, files[rel]) else unchanged).append(rel)
     removed = [rel for rel in sorted(before.keys() - digests.keys()) if _remove(out, rel, before[rel])]

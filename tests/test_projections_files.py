@@ -10,7 +10,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import created, jsonl, run_cli
+from conftest import created, run_cli
 from projection_helpers import snapshot
 
 from ledger import CorruptLogError, InvalidInputError, Ledger
