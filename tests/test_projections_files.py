@@ -281,3 +281,28 @@ def test_incremental_build_folds_only_new_events(ledger: Ledger, tmp_path: Path)
     full = build(ledger.path, tmp_path / "full", full=True, checkpoint_every=100)
     assert (full.checkpoint_seq, full.events_folded) == (None, 8)
     assert snapshot(ledger.path / "projections") == snapshot(tmp_path / "full")
+
+
+def test_a_tail_is_not_built_and_progress_reaches_the_committed_end(ledger: Ledger) -> None:
+    _sample(ledger)
+    committed = ledger.log_path.stat().st_size
+    with open(ledger.log_path, "ab") as f:
+        f.write(b'{"seq":7,"half a line')  # a writer's batch in flight
+    calls: list[tuple[int, int]] = []
+    report = build(ledger.path, progress=lambda done, total: calls.append((done, total)))
+    assert report.seq == 6 and ledger.log_path.stat().st_size > committed
+    assert calls[-1] == (committed, ledger.log_path.stat().st_size)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_as_of_inside_a_batch_via_cli(ledger: Ledger, tmp_path: Path) -> None:
+    _sample(ledger)
+    r = run_cli("build", "--as-of", "2", "--out", str(tmp_path / "o"), "--json", ledger=ledger.path)
+    assert r.returncode == 0, r.stderr
+    report = orjson.loads(r.stdout)
+    assert report["seq"] == 2 and report["checkpoint_written"] is None
+    assert pq.read_table(tmp_path / "o" / "manifest.parquet").column("gen_id").to_pylist() == ["d1"]
+    for bad in ("-1", "yesterday", "2026-01-01T00:00:00", "99"):
+        r = run_cli("build", "--as-of", bad, "--out", str(tmp_path / "bad"), ledger=ledger.path)
+        assert r.returncode == 2 and b"--as-of" in r.stderr, (bad, r.stderr)
+    assert not (tmp_path / "bad").exists()
