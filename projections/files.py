@@ -73,8 +73,8 @@ def check_out_dir(ledger_dir: Path, out: Path) -> None:
     if target == ledger:
         raise InvalidInputError(f"--out {out} is the ledger directory itself; use another directory")
     for name in (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR):
-        if target == ledger / name or target.is_relative_to(ledger / name):
-            raise InvalidInputError(f"--out {out} is inside the ledger's {name}; use another directory")
+        if target.is_relative_to(ledger / name):
+            raise InvalidInputError(f"--out {out} is (inside) the ledger's {name}; use another directory")
     if target.exists() and not target.is_dir():
         raise InvalidInputError(f"--out {out} exists and is not a directory")
 
@@ -86,9 +86,7 @@ def owned(out: Path) -> dict[str, Any] | None:
     """
     try:
         doc = orjson.loads((out / OWNERSHIP_FILE).read_bytes())
-    except FileNotFoundError:
-        return None
-    except orjson.JSONDecodeError:
+    except (FileNotFoundError, orjson.JSONDecodeError):
         return None
     except OSError as exc:
         raise environment_error(exc, f"reading {out / OWNERSHIP_FILE}") from exc
