@@ -25,7 +25,7 @@ import orjson
 from .config import LedgerConfig
 from .errors import CorruptLogError
 from .fsio import atomic_write
-from .gc_pause import paused_gc
+from .perf import paused_gc
 from .scan import Position, check_line
 from .state import Cohort, Generation, State
 

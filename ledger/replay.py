@@ -20,7 +20,7 @@ from .codec import genesis_prev
 from .config import LedgerConfig
 from .errors import CorruptLogError, InvalidInputError
 from .events import upcast
-from .gc_pause import paused_gc
+from .perf import paused_gc
 from .scan import LogScanner, Position
 from .state import DomainError, State
 

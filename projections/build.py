@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ledger.checkpoint import latest_seq, write_checkpoint
 from ledger.codec import genesis_prev
-from ledger.gc_pause import paused_gc
+from ledger.perf import paused_gc
 from ledger.replay import Progress, parse_as_of, replay
 from ledger.state import State
 from ledger.store import Ledger

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 from hypothesis import strategies as st
 
 from ledger import Ledger, LedgerConfig, State
-from ledger.events import normalize_payload
+from ledger.events import normalize_batch
 from ledger.state import DomainError
 
 COHORTS = ("A", "B", "c.2", "D-x")
@@ -68,7 +68,8 @@ def event_logs(draw: Any, max_events: int = 40) -> list[dict[str, Any]]:
         seq = len(events) + 1
         try:
             with state.transaction():
-                done_at = state.apply(ev["type"], normalize_payload(ev["type"], ev["data"]), seq, f"id{seq}", "")
+                (normalized,) = normalize_batch([ev])
+                done_at = state.apply(ev["type"], normalized["data"], seq, f"id{seq}", "")
                 if done_at != seq:
                     raise DomainError("no-op")
         except DomainError:
