@@ -6,7 +6,10 @@ phase a renamed key appears twice, under its old and its new name, with the same
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ledger.state import METADATA_KEYS, Generation, State
 
@@ -42,13 +45,14 @@ def manifest_table(state: State) -> pa.Table:
     """All generations, sorted by configured stage order then gen_id."""
     schema = manifest_schema(state)
     gens: list[Generation] = list(state.generations.values())
-    columns: list[pa.Array] = [
-        pa.array([g.stage for g in gens], pa.string()),
-        pa.array([g.gen_id for g in gens], pa.string()),
-    ]
+
+    def column(attr: str, arrow_type: pa.DataType) -> pa.Array:
+        return pa.array(list(map(attrgetter(attr), gens)), arrow_type)
+
+    columns = [column("stage", pa.string()), column("gen_id", pa.string())]
     for key in METADATA_KEYS:
-        values = pa.array([getattr(g, _ATTR[key]) for g in gens], _KEY_TYPES[key][0])
+        values = column(_ATTR[key], _KEY_TYPES[key][0])
         columns.extend(values for _ in state.key_names[key])
-    columns.append(pa.array([g.created_seq for g in gens], pa.int64()))
-    columns.append(pa.array([g.materialized_seq is not None for g in gens], pa.bool_()))
+    columns.append(column("created_seq", pa.int64()))
+    columns.append(pc.is_valid(column("materialized_seq", pa.int64())))
     return sorted_by_stage(pa.Table.from_arrays(columns, schema=schema), state, ())

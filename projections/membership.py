@@ -6,7 +6,10 @@ each cohort's CSV is a contiguous slice of it.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ledger.state import State
@@ -37,13 +40,15 @@ def membership_table(state: State) -> pa.Table:
         cohort_ids.extend([cohort.cohort_id] * len(cohort.members))
         gen_ids.extend(cohort.members)
         added.extend(cohort.members.values())
-    origins = [gens[g].origin_cohort_id for g in gen_ids]
+    members = list(map(gens.__getitem__, gen_ids))
+    cohorts = pa.array(cohort_ids, pa.string())
+    origins = pa.array(list(map(attrgetter("origin_cohort_id"), members)), pa.string())
     table = pa.Table.from_arrays([
-        pa.array(cohort_ids, pa.string()),
-        pa.array([gens[g].stage for g in gen_ids], pa.string()),
+        cohorts,
+        pa.array(list(map(attrgetter("stage"), members)), pa.string()),
         pa.array(gen_ids, pa.string()),
-        pa.array(origins, pa.string()),
-        pa.array([o != c for o, c in zip(origins, cohort_ids)], pa.bool_()),
+        origins,
+        pc.not_equal(origins, cohorts),
         pa.array(added, pa.int64()),
     ], schema=MEMBERSHIP_SCHEMA)
     return sorted_by_stage(table, state, ("cohort_id",))
