@@ -16,7 +16,7 @@ which orjson turns back into dicts at C speed.
 from __future__ import annotations
 
 import os
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -65,8 +65,8 @@ def _decode_coded(values: list[Any], codes: list[int]) -> Sequence[Any]:
 def state_to_bytes(state: State) -> bytes:
     """The state (without config and position, which the header and ledger.json hold)."""
     gens = list(state.generations.values())
-    columns: dict[str, Any] = {f: _encode_coded([getattr(g, f) for g in gens]) for f in _CODED}
-    columns.update({f: [getattr(g, f) for g in gens] for f in _PLAIN})
+    columns: dict[str, Any] = {f: _encode_coded(map(attrgetter(f), gens)) for f in _CODED}
+    columns.update({f: list(map(attrgetter(f), gens)) for f in _PLAIN})
     cohorts = [
         {"cohort_id": c.cohort_id, "opened_seq": c.opened_seq, "description": c.description, "spec": c.spec,
          "sealed_seq": c.sealed_seq, "had_members": c.had_members, "members": c.members}
@@ -108,7 +108,9 @@ def write_checkpoint(ledger_dir: Path, config: LedgerConfig, state: State, pos: 
     folder = checkpoint_dir(ledger_dir)
     folder.mkdir(exist_ok=True)
     path = folder / f"{PREFIX}{pos.seq:012d}{SUFFIX}"
-    atomic_write(path, _header(config, pos) + state_to_bytes(state))
+    with paused_gc():
+        body = state_to_bytes(state)
+    atomic_write(path, _header(config, pos) + body)
     for old in list_checkpoints(ledger_dir)[keep:]:
         try:
             old.unlink()

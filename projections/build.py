@@ -74,16 +74,16 @@ def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     out = Path(out_dir) if out_dir is not None else ledger.path / DEFAULT_OUT
     check_out_dir(ledger.path, out)
     target = parse_as_of(as_of)
-    folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full, progress=progress)
-    state = folded.state
-    chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-    with paused_gc():
-        files = render(state)
-    changes = replace_files(out, files, state.seq, chain_hash)
-    saved = None
-    if (target is None and folded.position is not None and state.seq > 0
-            and state.seq - latest_seq(ledger.path) >= checkpoint_every):
-        write_checkpoint(ledger.path, ledger.config, state, folded.position)
-        saved = state.seq
+    with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
+        folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full,
+                        progress=progress)
+        state = folded.state
+        chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
+        changes = replace_files(out, render(state), state.seq, chain_hash)
+        saved = None
+        if (target is None and folded.position is not None and state.seq > 0
+                and state.seq - latest_seq(ledger.path) >= checkpoint_every):
+            write_checkpoint(ledger.path, ledger.config, state, folded.position)
+            saved = state.seq
     return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
                        folded.checkpoint_seq, folded.events, saved)
