@@ -22,7 +22,8 @@ from typing import Any, Iterable, Iterator, NamedTuple
 from .codec import canonical, encode_line, genesis_prev
 from .config import LedgerConfig
 from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
-from .events import EventIn, RecordedEvent, normalize_payload, normalize_provenance, parse_event_in, upcast
+from .events import (CURRENT_VERSION, EventIn, RecordedEvent, normalize_payload, normalize_provenance,
+                     parse_event_in, upcast)
 from .fsio import atomic_write, environment_error, fsync_dir, write_all
 from .scan import LogScanner, Position, Tail
 from .state import DomainError, State
@@ -181,8 +182,8 @@ class Ledger:
                         raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
                 state.hash = scanner.end.hash
                 self._pos = scanner.end
-        except CorruptLogError:
-            self._state = None  # a half-folded batch must never be used
+        except BaseException:
+            self._state = None  # a half-folded batch must never be used (corrupt, newer v, interrupt)
             raise
         return scanner.tail
 
@@ -244,7 +245,8 @@ class Ledger:
     def _append_locked(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
         state = self._state
         assert state is not None
-        known = [i for i, ev in enumerate(batch) if ev.id is not None and ev.id in state.event_ids]
+        known = {i: state.event_ids[ev.id] for i, ev in enumerate(batch)
+                 if ev.id is not None and ev.id in state.event_ids}
         if known:
             return self._replayed_ids(batch, known, state)
         if expected_seq is not None and state.seq != expected_seq:
@@ -270,7 +272,7 @@ class Ledger:
             txn = [written[0][0], len(written)]
             for seq, ev, event_id in written:
                 line, prev = encode_line({
-                    "seq": seq, "id": event_id, "type": ev.type, "v": 1, "at": at,
+                    "seq": seq, "id": event_id, "type": ev.type, "v": CURRENT_VERSION[ev.type], "at": at,
                     "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
                 })
                 lines.append(line)
@@ -299,17 +301,35 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def _replayed_ids(self, batch: list[_Pending], known: list[int], state: State) -> list[int]:
-        """A retry: every id committed with the same payload -> the original seqs, else reject."""
-        if len(known) != len(batch):
-            new = next(i for i in range(len(batch)) if i not in set(known))
-            raise EventRejected(new, f"batch mixes already-committed ids (event #{known[0] + 1}) with new events")
-        seqs = [state.event_ids[ev.id] for ev in batch if ev.id is not None]
-        originals = {e.seq: e for s in sorted(set(seqs)) for e in self.read(s, s)}
-        for i, (ev, seq) in enumerate(zip(batch, seqs)):
-            orig = originals[seq]
-            if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
-                raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload", ev.id)
+    def _replayed_ids(self, batch: list[_Pending], known: dict[int, int], state: State) -> list[int]:
+        """A retry: every id committed with the same payload -> the original seqs, else reject.
+
+        An event that was a no-op the first time (identical re-create, reuse of an active
+        member) wrote no line, so its id is not in the log: in a retry it is accepted only if
+        it is still a no-op, which leaves the state untouched; anything else is a new event.
+        """
+        wanted = set(known.values())
+        originals = {e.seq: e for e in self.read(min(wanted), max(wanted)) if e.seq in wanted}
+        seqs: list[int] = []
+        with state.transaction():
+            for i, ev in enumerate(batch):
+                if i in known:
+                    seq = known[i]
+                    orig = originals[seq]
+                    if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
+                        raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload",
+                                            ev.id)
+                    seqs.append(seq)
+                    continue
+                seq = state.seq + 1
+                try:
+                    done_at = state.apply(ev.type, ev.data, seq, ev.id or "", state.at)
+                except DomainError as exc:
+                    raise EventRejected(i, str(exc), ev.id) from None
+                if done_at == seq:
+                    raise EventRejected(i, f"batch mixes already-committed ids (event #{min(known) + 1}) with new events",
+                                        ev.id)
+                seqs.append(done_at)
         return seqs
 
     # -- read, verify, repair -----------------------------------------------------------
@@ -361,7 +381,7 @@ def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[_Pendin
             raise EventRejected(i, str(exc), ev.id) from None
         if ev.id is not None:
             if ev.id in seen:
-                raise EventRejected(i, f"id {ev.id} appears twice in the batch (first at event {seen[ev.id]})", ev.id)
+                raise EventRejected(i, f"id {ev.id} appears twice in the batch (first at event #{seen[ev.id] + 1})", ev.id)
             seen[ev.id] = i
         batch.append(_Pending(ev.type, data, ev.id, by))
     if not batch:
