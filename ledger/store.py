@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
+import orjson
+
 from .codec import canonical, encode_line, genesis_prev
 from .config import LedgerConfig
 from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
@@ -253,7 +255,7 @@ class Ledger:
             raise ConflictError(expected_seq, state.seq)
         at = max(utc_now(), state.at)
         seqs: list[int] = []
-        written: list[tuple[int, _Pending, str]] = []
+        written: list[tuple[int, int, _Pending, str]] = []
         with state.transaction():
             for i, ev in enumerate(batch):
                 event_id = ev.id or uuid.uuid4().hex
@@ -264,17 +266,20 @@ class Ledger:
                     raise EventRejected(i, str(exc), ev.id) from None
                 seqs.append(done_at)
                 if done_at == seq:
-                    written.append((seq, ev, event_id))
+                    written.append((i, seq, ev, event_id))
             if not written:
                 return seqs
             prev = self._pos.hash
             lines = []
-            txn = [written[0][0], len(written)]
-            for seq, ev, event_id in written:
-                line, prev = encode_line({
-                    "seq": seq, "id": event_id, "type": ev.type, "v": CURRENT_VERSION[ev.type], "at": at,
-                    "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
-                })
+            txn = [written[0][1], len(written)]
+            for i, seq, ev, event_id in written:
+                try:
+                    line, prev = encode_line({
+                        "seq": seq, "id": event_id, "type": ev.type, "v": CURRENT_VERSION[ev.type], "at": at,
+                        "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
+                    })
+                except orjson.JSONEncodeError as exc:  # e.g. an int beyond 64 bits in a `spec`
+                    raise EventRejected(i, f"payload is not encodable as canonical JSON ({exc})", ev.id) from None
                 lines.append(line)
             blob = b"".join(lines)
             self._write_durably(blob)
