@@ -190,6 +190,7 @@ def test_concurrent_cli_appends(led: Path, tmp_path: Path) -> None:
 
 # -- log -----------------------------------------------------------------------------------
 def test_log_filters_and_json(cli: Run, led: Path) -> None:
+    assert orjson.loads(ok(cli("log", "--json", ledger=led))) == []
     ok(cli("append", ledger=led, stdin=jsonl(event("cohort.opened", cohort_id="A", description="Zürich ✓"),
                                                  created("A", "draft", "d1"), created("B", "draft", "d2"))))
     ok(cli("append", ledger=led, stdin=jsonl(event("generation.reused", cohort_id="B", stage="draft",
@@ -298,6 +299,8 @@ BAD_INPUT = {
     "replicate float": (_line(replicate=1.0), 1, "data.replicate: Input should be a valid integer"),
     "data not an object": (b'{"type":"cohort.opened","data":["A"]}\n', 1, "data: Input should be a valid dictionary"),
     "unsafe event id": (b'{"type":"cohort.opened","data":{"cohort_id":"A"},"id":"a b"}\n', 1, "id: String should"),
+    "event id with a newline": (b'{"type":"cohort.opened","data":{"cohort_id":"A"},"id":"a\\nb"}\n', 1,
+                                "id: String should"),
     "blank line in the middle": (GOOD + b"\n\n" + GOOD + b"\n", 2, "empty line"),
     "whitespace line": (GOOD + b"\n  \t\n", 2, "empty line"),
     "domain rule": (GOOD + b"\n" + orjson.dumps(created("A", "essay", "e1", parent="nope")) + b"\n", 2,
