@@ -180,6 +180,17 @@ def test_append_returns_seqs_and_records_txn_envelope(ledger: Ledger) -> None:
     assert ledger.head == (4, events[3].hash) == ledger.verify().head
 
 
+def test_txn_counts_only_the_lines_written(ledger: Ledger) -> None:
+    ledger.append([created("A", "draft", "d1")])
+    before = log_bytes(ledger.path)
+    batch = [created("A", "draft", "d1"), created("A", "draft", "d2"), reused("A", "draft", "d1"),
+             created("A", "draft", "d3")]
+    assert ledger.append(batch) == [1, 2, 1, 3]
+    assert [e.txn for e in ledger.read(2)] == [(2, 2), (2, 2)]
+    assert ledger.append(batch[:1] + batch[2:3]) == [1, 1]  # all no-ops: nothing written at all
+    assert log_bytes(ledger.path).startswith(before) and ledger.verify().events == 3
+
+
 def test_append_records_provenance_and_normalised_payload(ledger: Ledger) -> None:
     ledger.append([{"type": "generation.created", "by": {"actor": "hook", "run_id": "r-1"},
                     "data": {"cohort_id": "A", "stage": "draft", "gen_id": "d1", "template_id": "t",
