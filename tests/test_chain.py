@@ -106,7 +106,7 @@ def test_any_single_byte_change_is_caught_at_its_seq(sizes: list[int], data: st.
 def test_every_byte_position_once(tmp_path: Path) -> None:
     """Exhaustive over positions of a small log: a flipped bit, and a byte turned into "\n"."""
     path = tmp_path / "l"
-    sizes = [2, 1, 2]
+    sizes = [1, 2]
     lines = build(path, sizes)
     for k, line in enumerate(lines):
         for pos in range(len(line)):
