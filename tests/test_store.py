@@ -383,6 +383,7 @@ def test_opened_twice(ledger: Ledger) -> None:
 
 def test_rename_rules(ledger: Ledger) -> None:
     rejected(ledger, [renamed("origin_cohort_id", "x", "alias")], 0, "not a current manifest key")
+    rejected(ledger, [renamed("stage", "step", "alias")], 0, "not a current manifest key that can be renamed")
     rejected(ledger, [renamed("template_id", "combo_id", "alias")], 0, "would collide")
     rejected(ledger, [renamed("template_id", "stage", "alias")], 0, "would collide")
     rejected(ledger, [renamed("template_id", "tpl", "final")], 0, "needs the alias phase first")
