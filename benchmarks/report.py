@@ -36,6 +36,9 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append((f"incremental build after {ib['new_events']:,} new events (1%)",
                     f"{ib['seconds']:.3f} s = {ib['vs_full']:.1%} of full", "≤ 10% of full build",
                     _status(ib["vs_full"] <= 0.10)))
+        if "noop_build" in r:
+            out.append(("build again, no new events", f"{r['noop_build']['seconds']:.3f} s", "", ""))
+        out.append(("checkpoint file at N", f"{fb.get('checkpoint_bytes', 0) / 2**20:,.1f} MiB", "", ""))
         out.append(("peak RSS of a full build (child process)", f"{fb['peak_rss_bytes'] / 2**20:,.0f} MiB",
                     "≤ 1 GiB", _status(fb["peak_rss_bytes"] <= GIB)))
     else:

@@ -237,7 +237,9 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
         log(f"full build (verify + fold + Parquet/CSV + checkpoint): {full:.3f} s ({n / full:,.0f} events/s), "
             f"{full / floor:.2f}x the raw floor; peak RSS {rss / 2**20:,.0f} MiB")
 
-        has_ckpt = any((path / "checkpoints").iterdir())
+        ckpts = sorted((path / "checkpoints").iterdir())
+        res["full_build"]["checkpoint_bytes"] = ckpts[-1].stat().st_size if ckpts else 0
+        has_ckpt = bool(ckpts)
         if has_ckpt:
             opened, runs = best(repeat, lambda: child("open", str(path))["seconds"])
             res["open_checkpoint"] = {"seconds": opened, "runs": runs, "vs_replay": opened / replay}
@@ -264,6 +266,9 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
                                     "checkpoint_seq": incs[-1]["checkpoint_seq"],
                                     "checkpoint_written": incs[-1]["checkpoint_written"]}
         log(f"incremental build after {len(tail):,} new events (1%): {inc:.3f} s ({inc / full:.1%} of a full build)")
+        noop = child("build", str(path), str(work / "out" / f"inc{repeat - 1}"))
+        res["noop_build"] = {"seconds": noop["seconds"], "events_folded": noop["events_folded"]}
+        log(f"build again, no new events: {noop['seconds']:.3f} s")
     else:
         for key in ("full_build", "open_checkpoint", "incremental_build"):
             res[key] = {"skipped": "projections.build is not importable"}

@@ -19,20 +19,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
+import orjson
+
 from .codec import canonical, encode_line, genesis_prev
 from .config import LedgerConfig
 from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
-from .events import EventIn, RecordedEvent, normalize_batch, upcast
+from .events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
 from .parallel import count_events, verify_split
 from .perf import paused_gc
 from .fsio import atomic_write, environment_error, fsync_dir, write_all
+from .checkpoint import CHECKPOINT_DIR, load_latest
+from .replay import apply_recorded
 from .scan import LogScanner, Position, Tail
 from .state import DomainError, State
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
-CHECKPOINT_DIR = "checkpoints"
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
 
@@ -156,6 +159,10 @@ class Ledger:
         """Fold the batches committed since our position; return what follows them."""
         if self._state is None:
             self._state, self._pos, self._index = State(self.config), self._genesis, [self._genesis]
+            resumed = load_latest(self.path, self.config, self.log_path)
+            if resumed is not None:
+                self._state, self._pos = resumed
+                self._index.append(self._pos)
         try:
             size = os.stat(self.log_path).st_size
         except OSError as exc:
@@ -169,21 +176,13 @@ class Ledger:
         state = self._state
         try:
             for ev, end in scanner.events():
-                seq = ev["seq"]
-                try:
-                    data = upcast(ev["type"], ev["v"], ev["data"], seq)
-                    state.apply(ev["type"], data, seq, ev["id"], ev["at"])
-                except DomainError as exc:
-                    raise CorruptLogError(seq, f"event breaks a domain rule: {exc}") from None
-                except (KeyError, TypeError) as exc:
-                    raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
+                apply_recorded(state, ev)
                 if end is not None:
                     if self._pos.seq + 1 - self._index[-1].seq >= INDEX_EVERY:
                         self._index.append(self._pos)
-                    state.hash = end.hash
                     self._pos = end
-        except CorruptLogError:
-            self._state = None  # a half-folded batch must never be used
+        except BaseException:
+            self._state = None  # a half-folded batch must never be used (corrupt, newer v, interrupt)
             raise
         return scanner.tail
 
@@ -246,7 +245,8 @@ class Ledger:
     def _append_locked(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
         state = self._state
         assert state is not None
-        known = [i for i, ev in enumerate(batch) if ev.id is not None and ev.id in state.event_ids]
+        known = {i: state.event_ids[ev.id] for i, ev in enumerate(batch)
+                 if ev.id is not None and ev.id in state.event_ids}
         if known:
             return self._replayed_ids(batch, known, state)
         if expected_seq is not None and state.seq != expected_seq:
@@ -254,7 +254,7 @@ class Ledger:
         at = max(utc_now(), state.at)
         token = uuid.uuid4().hex  # generated ids: <token>-<index in batch>, unique per batch
         seqs: list[int] = []
-        written: list[tuple[int, _Pending, str]] = []
+        written: list[tuple[int, int, _Pending, str]] = []
         with state.transaction():
             for i, ev in enumerate(batch):
                 event_id = ev.id or f"{token}-{i}"
@@ -265,17 +265,20 @@ class Ledger:
                     raise EventRejected(i, str(exc), ev.id) from None
                 seqs.append(done_at)
                 if done_at == seq:
-                    written.append((seq, ev, event_id))
+                    written.append((i, seq, ev, event_id))
             if not written:
                 return seqs
             prev = self._pos.hash
             lines = []
-            txn = [written[0][0], len(written)]
-            for seq, ev, event_id in written:
-                line, prev = encode_line({
-                    "seq": seq, "id": event_id, "type": ev.type, "v": 1, "at": at,
-                    "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
-                })
+            txn = [written[0][1], len(written)]
+            for i, seq, ev, event_id in written:
+                try:
+                    line, prev = encode_line({
+                        "seq": seq, "id": event_id, "type": ev.type, "v": CURRENT_VERSION[ev.type], "at": at,
+                        "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
+                    })
+                except orjson.JSONEncodeError as exc:  # e.g. an int beyond 64 bits in a `spec`
+                    raise EventRejected(i, f"payload is not encodable as canonical JSON ({exc})", ev.id) from None
                 lines.append(line)
             blob = b"".join(lines)
             self._write_durably(blob)
@@ -302,17 +305,35 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def _replayed_ids(self, batch: list[_Pending], known: list[int], state: State) -> list[int]:
-        """A retry: every id committed with the same payload -> the original seqs, else reject."""
-        if len(known) != len(batch):
-            new = next(i for i in range(len(batch)) if i not in set(known))
-            raise EventRejected(new, f"batch mixes already-committed ids (event #{known[0] + 1}) with new events")
-        seqs = [state.event_ids[ev.id] for ev in batch if ev.id is not None]
-        originals = {e.seq: e for s in sorted(set(seqs)) for e in self.read(s, s)}
-        for i, (ev, seq) in enumerate(zip(batch, seqs)):
-            orig = originals[seq]
-            if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
-                raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload", ev.id)
+    def _replayed_ids(self, batch: list[_Pending], known: dict[int, int], state: State) -> list[int]:
+        """A retry: every id committed with the same payload -> the original seqs, else reject.
+
+        An event that was a no-op the first time (identical re-create, reuse of an active
+        member) wrote no line, so its id is not in the log: in a retry it is accepted only if
+        it is still a no-op, which leaves the state untouched; anything else is a new event.
+        """
+        wanted = set(known.values())
+        originals = {e.seq: e for e in self.read(min(wanted), max(wanted)) if e.seq in wanted}
+        seqs: list[int] = []
+        with state.transaction():
+            for i, ev in enumerate(batch):
+                if i in known:
+                    seq = known[i]
+                    orig = originals[seq]
+                    if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
+                        raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload",
+                                            ev.id)
+                    seqs.append(seq)
+                    continue
+                seq = state.seq + 1
+                try:
+                    done_at = state.apply(ev.type, ev.data, seq, ev.id or "", state.at)
+                except DomainError as exc:
+                    raise EventRejected(i, str(exc), ev.id) from None
+                if done_at == seq:
+                    raise EventRejected(i, f"batch mixes already-committed ids (event #{min(known) + 1}) with new events",
+                                        ev.id)
+                seqs.append(done_at)
         return seqs
 
     # -- read, verify, repair -----------------------------------------------------------
