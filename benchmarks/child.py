@@ -5,6 +5,7 @@ of several concurrent appenders. Prints one JSON object.
     python -m benchmarks.child build LEDGER OUT [--full]
     python -m benchmarks.child open LEDGER
     python -m benchmarks.child verify LEDGER
+    python -m benchmarks.child phases LEDGER OUT SCRATCH
     python -m benchmarks.child append LEDGER TAG APPENDS BATCH   (waits for "go" on stdin)
 """
 
@@ -32,6 +33,38 @@ def build(ledger: str, out: str, full: bool) -> dict[str, Any]:
     return {"seconds": seconds, "maxrss_kib": _maxrss_kib(), "seq": report.seq,
             "checkpoint_seq": report.checkpoint_seq, "events_folded": report.events_folded,
             "checkpoint_written": report.checkpoint_written}
+
+
+def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
+    """The steps of a full build timed one by one (the same calls `build` makes, in order);
+    the checkpoint goes to `scratch` so the ledger's own checkpoints stay as they are."""
+    from pathlib import Path
+
+    from ledger import Ledger
+    from ledger.checkpoint import write_checkpoint
+    from ledger.perf import paused_gc
+    from ledger.replay import replay
+    from projections.build import render
+    from projections.files import replace_files
+
+    led = Ledger.open(ledger)
+    times: dict[str, float] = {}
+    with paused_gc():
+        t0 = time.perf_counter()
+        folded = replay(led.path, led.config, led.log_path, None, use_checkpoints=False)
+        times["replay"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        files = render(folded.state)
+        times["render"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        replace_files(Path(out), files, folded.state.seq, folded.state.hash)
+        times["write_files"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        Path(scratch).mkdir(parents=True, exist_ok=True)
+        assert folded.position is not None
+        write_checkpoint(Path(scratch), led.config, folded.state, folded.position)
+        times["checkpoint"] = time.perf_counter() - t0
+    return times
 
 
 def open_state(ledger: str) -> dict[str, Any]:
@@ -78,6 +111,10 @@ def main() -> None:
     b.add_argument("--full", action="store_true")
     o = sub.add_parser("open")
     o.add_argument("ledger")
+    f = sub.add_parser("phases")
+    f.add_argument("ledger")
+    f.add_argument("out")
+    f.add_argument("scratch")
     v = sub.add_parser("verify")
     v.add_argument("ledger")
     a = sub.add_parser("append")
@@ -90,6 +127,8 @@ def main() -> None:
         result = build(args.ledger, args.out, args.full)
     elif args.task == "open":
         result = open_state(args.ledger)
+    elif args.task == "phases":
+        result = phases(args.ledger, args.out, args.scratch)
     elif args.task == "verify":
         result = verify(args.ledger)
     else:

@@ -32,6 +32,9 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("full build (verify + fold + Parquet/CSV + checkpoint)",
                     f"{fb['seconds']:.3f} s = {fb['events_per_s']:,.0f} events/s = {fb['vs_floor']:.2f}× floor",
                     "≤ 1.0× raw floor", _status(fb["vs_floor"] <= 1.0)))
+        if "phases" in fb:
+            out.append(("full build, step by step (one run)",
+                        "; ".join(f"{k.replace('_', ' ')} {v:.3f} s" for k, v in fb["phases"].items()), "", ""))
         ib = r["incremental_build"]
         out.append((f"incremental build after {ib['new_events']:,} new events (1%)",
                     f"{ib['seconds']:.3f} s = {ib['vs_full']:.1%} of full", "≤ 10% of full build",

@@ -237,6 +237,9 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
         log(f"full build (verify + fold + Parquet/CSV + checkpoint): {full:.3f} s ({n / full:,.0f} events/s), "
             f"{full / floor:.2f}x the raw floor; peak RSS {rss / 2**20:,.0f} MiB")
 
+        phases = child("phases", str(path), str(work / "out" / "phases"), str(work / "out" / "phases-ckpt"))
+        res["full_build"]["phases"] = phases
+        log("full build step by step: " + ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()))
         ckpts = sorted((path / "checkpoints").iterdir())
         res["full_build"]["checkpoint_bytes"] = ckpts[-1].stat().st_size if ckpts else 0
         has_ckpt = bool(ckpts)
