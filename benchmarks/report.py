@@ -98,6 +98,107 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def analysis(r: dict[str, Any]) -> list[str]:
+    """One paragraph per target: the measured figure and, where it is missed, why.
+
+    Generated from the same results as the table, so the prose can never quote a figure
+    the harness did not print.
+    """
+    n, out = r["n"], []
+    floor = r["raw_floor"]["seconds"]
+    v, v1 = r["verify"], r.get("verify_one_core")
+    one = f" (one core: {v1['events_per_s']:,.0f} events/s)" if v1 else ""
+    if v["events_per_s"] >= 400_000:
+        out.append(f"- **verify: met**, {v['events_per_s']:,.0f} events/s{one}. The scan streams events instead "
+                   "of holding 10,000-event batches, and `verify` scans the two halves of the log on two cores "
+                   "(`ledger/parallel.py`; the second half starts at a batch boundary whose claimed position the "
+                   "first half's scan must reach exactly, otherwise the sequential scan runs and names the bad seq).")
+    else:
+        out.append(f"- **verify: not met**, {v['events_per_s']:,.0f} events/s{one}. It scans the two halves of "
+                   "the log on two cores; with the second core busy it is the one-core figure.")
+    fb = r["full_build"]
+    if "seconds" in fb:
+        ph = fb.get("phases", {})
+        scan = v1["seconds"] if v1 else None
+        parts = ""
+        if ph and scan is not None:
+            fold = max(0.0, ph["replay"] - scan)
+            rest = fold + ph["render"] + ph["write_files"] + ph["checkpoint"]
+            parts = (f" Step by step: replay {ph['replay']:.2f} s — the verified scan alone (one core) is "
+                     f"{scan:.2f} s, so the fold is ≈ {fold:.2f} s — then render {ph['render']:.2f} s, writing the "
+                     f"files {ph['write_files']:.2f} s and the checkpoint {ph['checkpoint']:.2f} s. The floor is only "
+                     f"the parse + hash part: even with all hashing moved to the second core, the fold, render and "
+                     f"checkpoint alone ({rest:.2f} s) are {rest / floor:.1f}× the floor.")
+        status = "met" if fb["vs_floor"] <= 1.0 else "not met"
+        out.append(f"- **full build ≤ 1.0× floor: {status}**, {fb['seconds']:.2f} s = {fb['vs_floor']:.2f}× the "
+                   f"floor's {floor:.2f} s.{parts} Reaching 1.0× needs a fold that does not run Python code per "
+                   "event (columnar or native), i.e. a second implementation of the domain rules beside "
+                   "`ledger/state.py`; DESIGN wants one fold for append-time rules and projections, and the brief "
+                   "forbids twins, so the one fold was made cheaper instead (no batch retention, shared strings, "
+                   "positional construction) and the miss is reported.")
+        ib = r["incremental_build"]
+        oc = r["open_checkpoint"]
+        load = f"loading the checkpoint (≈ {oc['seconds']:.2f} s, as when opening), " if "seconds" in oc else ""
+        wrote = (f" and writing a new checkpoint ({ph['checkpoint']:.2f} s in the full build), because "
+                 f"{ib['new_events']:,} new events are past the build's 5,000-event checkpoint interval"
+                 if ib.get("checkpoint_written") and ph else "")
+        folding = r["open_replay"]["seconds"] * ib["new_events"] / n
+        status = "met" if ib["vs_full"] <= 0.10 else "not met"
+        out.append(f"- **incremental build ≤ 10% of full: {status}**, {ib['seconds']:.2f} s = {ib['vs_full']:.1%}. "
+                   f"Folding the {ib['new_events']:,} new events costs ≈ {folding:.2f} s (1% of a replay); the "
+                   f"rest is O(state): {load}rendering every projection file again ({ph.get('render', 0):.2f} s in "
+                   f"the full build){wrote}. In this workload every event adds state (a generation, a membership, "
+                   "an event id), so the state grows with the log, and a checkpoint cannot make a rebuild a tenth "
+                   "of a full build; that would need projections rendered incrementally.")
+        if "seconds" in oc:
+            status = "met" if oc["vs_replay"] <= 0.10 else "not met"
+            out.append(f"- **open with a checkpoint ≤ 10% of a replay: {status}**, {oc['seconds']:.2f} s = "
+                       f"{oc['vs_replay']:.1%} of {r['open_replay']['seconds']:.2f} s. The checkpoint "
+                       f"({fb.get('checkpoint_bytes', 0) / 2**20:,.0f} MiB) holds every event id and generation, "
+                       "and decoding it creates each of those objects again: again O(state), not O(1).")
+        rss = fb["peak_rss_bytes"]
+        out.append(f"- **peak RSS ≤ 1 GiB: {'met' if rss <= GIB else 'not met'}**, {rss / 2**20:,.0f} MiB for the "
+                   "full build (its own process, `ru_maxrss`); the fold keeps one string per distinct "
+                   "stage/cohort/template/model/mode value instead of one per event.")
+    ab = r["append_batch"]
+    status = "met" if ab["events_per_s"] >= 200_000 else "not met"
+    val = ab.get("validation_seconds")
+    split, budget = "", ""
+    if val is not None:
+        per = ab["seconds"] / ab["events"] * 1e6
+        split = (f" Per event {per:.1f} µs: validation {val / ab['events'] * 1e6:.1f} µs (one pydantic-core call "
+                 f"for all envelopes and payloads of the batch), and {per - val / ab['events'] * 1e6:.1f} µs for "
+                 "the fold in a transaction, canonical encoding, sha256 and the write.")
+        budget = f"; schema validation of every appended event (which DESIGN requires) takes {val / ab['events'] * 1e6:.1f} µs of them"
+    out.append(f"- **batch append ≥ 200,000 events/s: {status}**, {ab['events_per_s']:,.0f} events/s.{split} "
+               f"The target leaves 5 µs per event for validating, folding, encoding and hashing it{budget}.")
+    l1, ln = r["latency_1k"], r["latency_n"]
+    ok = l1["p50_ratio"] <= 2 and ln["p50_ratio"] <= 2
+    out.append(f"- **durable append p50 ≤ 2× bare write+fdatasync: {'met' if ok else 'not met'}**, "
+               f"{l1['p50_ratio']:.2f}× on 1,000 events and {ln['p50_ratio']:.2f}× on {ln['events_in_ledger']:,}; "
+               f"p50 at N is {r['latency_growth']:.2f}× the p50 at 1,000 events "
+               f"({'within' if abs(r['latency_growth'] - 1) <= 0.2 else 'outside'} 20%): an append stats the log "
+               "and reads only bytes past its own position, so its cost does not grow with the log.")
+    a = r["baseline_a"]
+    if "vs_full_build" in a:
+        status = "met" if a["vs_full_build"] >= 10 else "not met"
+        out.append(f"- **≥ 10× faster than baseline A: {status}** for a full build ({a['vs_full_build']:.1f}×: "
+                   f"{a['seconds']:.2f} s to read {a['generations']:,} metadata.json files vs "
+                   f"{fb['seconds']:.2f} s to verify and fold {n:,} events and write every projection); the "
+                   f"incremental build, what a pipeline runs after a cohort run, is {a['vs_incremental_build']:.1f}× "
+                   "faster. The tree here is in the page cache on a local disk; on a cold cache or a network "
+                   "file system each of those files costs a round trip (not measured).")
+    b = r["baseline_b"]
+    if "skipped" not in b:
+        out.append(f"- **baseline B (eventsourcing + SQLite)**: batch append {b['append_events_per_s']:,.0f} "
+                   f"events/s, the ledger {b['ledger_append_speedup']:.1f}× that; read back "
+                   f"{b['read_events_per_s']:,.0f} events/s, `Ledger.read` (typed `RecordedEvent`s, one pydantic model each) "
+                   f"{b['ledger_read_speedup']:.1f}× that and `verify` (parse + hash check of every line) "
+                   f"{b['ledger_verify_speedup']:.1f}×; a single durable save p50 {b['single_p50_ms']:.3f} ms, the "
+                   f"ledger's single durable append p50 is {b['ledger_single_p50_ratio']:.2f}× of that.")
+    return out
+
+
 def table(r: dict[str, Any], source: str) -> str:
     m = r["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
@@ -112,6 +213,7 @@ def table(r: dict[str, Any], source: str) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(r)]
+    lines += ["", "### Targets: measured figure and, where missed, the reason", ""] + analysis(r)
     return "\n".join(lines)
 
 
