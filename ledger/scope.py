@@ -149,7 +149,8 @@ class CohortScope:
             if gen_id_column not in table.column_names:
                 raise InvalidInputError(f"table has no column {gen_id_column!r}")
             column = table[gen_id_column]
-            mask = pc.fill_null(pc.is_in(column, value_set=pa.array(keep, type=pa.string()).cast(column.type)), False)
+            kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+            mask = pc.fill_null(pc.is_in(column, value_set=pa.array(keep, type=pa.string()).cast(kind)), False)
             return table.filter(mask)  # type: ignore[return-value]
         pandas = sys.modules.get("pandas")
         if pandas is not None and isinstance(table, pandas.DataFrame):
