@@ -8,6 +8,9 @@ for the same log prefix.
 
 A scope is a snapshot: it reflects the ledger's state (or the projection) at the moment it
 was built, reported as `seq`. Build a new one to see later events.
+
+pyarrow is imported where a Parquet file or an Arrow table is touched, not at module load:
+the CLI's `show` uses this class too, and a command line should not pay for numpy.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .errors import InvalidInputError
 from .state import State
 from .store import Ledger
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MANIFEST = "manifest.parquet"
 MEMBERSHIP = "membership.parquet"
@@ -143,6 +146,9 @@ class CohortScope:
         `table` is a pyarrow Table, or a pandas DataFrame when pandas is installed; rows keep
         their order. Scores and pivots computed on the result agree with the membership.
         """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         members = self._members.get(cohort_id, {})
         keep = sorted(g for g, m in members.items() if stage is None or m.stage == stage)
         if isinstance(table, pa.Table):
@@ -160,7 +166,10 @@ class CohortScope:
         raise TypeError(f"filter takes a pyarrow Table or a pandas DataFrame, not {type(table).__name__}")
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def _read_parquet(path: Path) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         return pq.read_table(path)
     except FileNotFoundError:
