@@ -15,7 +15,7 @@ may be stale and the store refuses it (ConflictError); `plan_and_apply` re-plans
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Iterable, Sequence
 
@@ -71,7 +71,7 @@ class ReusePlan:
     cohort_id: str
     stage: str
     seq: int
-    signatures: tuple[SignaturePlan, ...] = field(default_factory=tuple)
+    signatures: tuple[SignaturePlan, ...]
 
     @property
     def reuse(self) -> list[ReuseItem]:

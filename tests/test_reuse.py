@@ -207,3 +207,12 @@ def test_reuse_cli_bad_input_exit_2(tmp_path: Path) -> None:
     r = run_cli("reuse", "--cohort", "X", "--stage", "essay", "--wanted", str(wanted), "--apply", ledger=led)
     assert r.returncode == 2 and b"sealed" in r.stderr
     assert Ledger.open(led).head.seq == 4
+
+
+def test_unreadable_wanted_csv(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="missing.csv: cannot read"):
+        read_wanted(tmp_path / "missing.csv", "essay")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("parent_gen_id,template_id,replicates\nd1,caf\xe9,1\n".encode("latin-1"))
+    with pytest.raises(InvalidInputError, match="latin.csv: not UTF-8"):
+        read_wanted(latin, "essay")

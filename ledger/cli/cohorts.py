@@ -15,7 +15,7 @@ from ..admin import rename_key as rename_key_op
 from ..admin import seal_cohort
 from ..errors import InvalidInputError
 from ..history import cohort_history
-from ..reuse import apply_plan, plan_reuse, read_wanted
+from ..reuse import plan_and_apply, plan_reuse, read_wanted
 from ..scope import CohortScope
 from .common import cli, emit_json, emit_json_list, json_option, open_ledger
 
@@ -52,8 +52,10 @@ def reuse(cohort_id: str, stage: str, wanted_csv: Path, allowed: tuple[str, ...]
     """Plan skip-existing reuse into a cohort: which existing gens to reuse, which to create."""
     ledger = open_ledger()
     wanted = read_wanted(wanted_csv, stage)
-    plan = plan_reuse(ledger.state, cohort_id, stage, wanted, allowed or None)
-    seqs = apply_plan(ledger, plan, cli_provenance()) if do_apply else []
+    if do_apply:  # a conflict means someone appended meanwhile: re-plan on the new state
+        plan, seqs = plan_and_apply(ledger, cohort_id, stage, wanted, allowed or None, cli_provenance())
+    else:
+        plan, seqs = plan_reuse(ledger.state, cohort_id, stage, wanted, allowed or None), []
     if as_json:
         emit_json({**plan.to_json(), "applied": do_apply, "seqs": seqs})
         return
