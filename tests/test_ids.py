@@ -68,3 +68,16 @@ def test_id_shape_and_digest(stage: str, values: list[str], replicate: int) -> N
     assert int(body, 36) == int.from_bytes(digest, "big")
     # the key is the signature minus replicate, so ids of one key differ only by replicate
     assert signature_key(stage, sig) == tuple(values[:len(names)])
+
+
+def test_every_id_of_the_reference_wide_membership() -> None:
+    """The 8-column wide file lists drafts, essays and evaluations with their full signatures."""
+    import csv
+
+    with open(REFERENCE / "wide" / "membership-8col.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    for row in rows:
+        stage = row["stage"]
+        signature = {k: row[k] for k in SIGNATURE_FIELDS[stage] if k != "replicate"}
+        assert gen_id(stage, **signature, replicate=int(row["replicate"])) == row["gen_id"], row

@@ -28,7 +28,7 @@ def cli_provenance() -> dict[str, str]:
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A plain aligned table; wide when piped, so long gen ids are never folded."""
-    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, soft_wrap=False)
+    console = Console(width=None if sys.stdout.isatty() else 1000, highlight=False, soft_wrap=False)
     table = Table(*columns, box=None, pad_edge=False)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
