@@ -136,13 +136,13 @@ def plan_reuse(state: State, cohort_id: str, stage: str, wanted: Iterable[Wanted
         if gen.stage == stage:
             sig = _gen_signature(gen, names)
             if sig is not None:
-                by_key.setdefault(signature_key(stage, {**sig, "replicate": gen.replicate}), []).append(gen)
+                by_key.setdefault(signature_key(stage, sig), []).append(gen)
 
     seen: set[tuple[str, ...]] = set()
     plans = []
     for w in wanted:
         try:
-            key = signature_key(stage, {**w.signature, "replicate": 1})
+            key = signature_key(stage, w.signature)
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
         if key in seen:
@@ -245,7 +245,7 @@ def read_wanted(path: Path, stage: str) -> list[Wanted]:
             raise InvalidInputError(
                 f"{path}:{line}: column 'replicates': {raw!r} is not a whole number from 0 to {MAX_REPLICATES}")
         signature = {col: cells[col] for col in names}
-        key = signature_key(stage, {**signature, "replicate": 1})
+        key = signature_key(stage, signature)
         if key in first_line:
             raise InvalidInputError(f"{path}:{line}: signature repeats line {first_line[key]}")
         first_line[key] = line
