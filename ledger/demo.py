@@ -110,6 +110,7 @@ def _plural(n: int, word: str) -> str:
 def summarize_history(entries: list[HistoryEntry]) -> list[str]:
     """Consecutive events of the same kind, origin and author folded into one readable line."""
     lines = []
+
     def kind(e: HistoryEntry) -> tuple[Any, ...]:
         return (e.type, e.stage, e.origin_cohort_id if e.type == "generation.reused" else None, e.reason,
                 f"run {e.by['run_id']}" if "run_id" in e.by else e.by.get("actor"))
@@ -190,10 +191,12 @@ def run_demo(directory: str | Path, say: Say = print) -> DemoResult:
         ledger.append([{"type": "generation.removed", "by": OPERATOR,
                         "data": {"cohort_id": A, "stage": "evaluation", "gen_id": made["evaluation"][0],
                                  "reason": "late cleanup"}}])
-        refusal = "accepted (unexpected)"
     except EventRejected as exc:
-        refusal = f"refused: {exc.rule}"
-    say(f"7. Sealed {A} (its scores are published). A later attempt to remove one of its evaluations was {refusal}.")
+        refusal = exc.rule
+    else:
+        raise AssertionError(f"sealed cohort {A} accepted a membership change")
+    say(f"7. Sealed {A} (its scores are published). A later attempt to remove one of its evaluations was "
+        f"refused: {refusal}.")
 
     build(ledger.path, out_dir=out)
     scope = CohortScope.from_projection(out)
