@@ -339,7 +339,7 @@ def legacy_import(work: Path, gens: int) -> dict[str, Any]:
 
 
 def baseline_a(work: Path, head: list[Event], res: dict[str, Any]) -> dict[str, Any]:
-    tree = work / "baseline-a"
+    tree = work / f"baseline-a-{len(head)}"
     stamp = tree / "complete.stamp"
     gens = [ev for ev in head if ev["type"] == "generation.created"]
     digest = hashlib.sha256(b"".join(baselines.metadata_json(ev["data"]).encode() for ev in gens)).hexdigest()
