@@ -1,0 +1,225 @@
+"""Fault injection shared by the reliability tests and the soak script (`tests/soak.py`).
+
+The crash experiment needs a writer that can be SIGKILLed at any instant, so the writer
+runs in its own interpreter: `python faults.py write LEDGER ACKS SEED MAX_BATCH`. It appends
+batches whose event ids name the batch and its size, and after each `append` returns it
+appends one line to ACKS and fsyncs it. A line in ACKS is therefore a promise the ledger
+made ("this batch is durable"), and `check_acknowledged` holds the ledger to every one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledger import Ledger
+from ledger.codec import encode_line
+
+LOG = "events.jsonl"
+FAULTS = Path(__file__).resolve()
+#: event ids of the crash writer: <tag>-<i>-of-<n>; the tag names the batch
+_EVENT_ID = re.compile(r"^(?P<tag>[A-Za-z0-9]+)-(?P<i>\d+)-of-(?P<n>\d+)$")
+
+
+# -- bytes on disk --------------------------------------------------------------------
+def log_bytes(ledger: Path) -> bytes:
+    return (ledger / LOG).read_bytes()
+
+
+def dir_snapshot(ledger: Path) -> dict[str, bytes]:
+    """Every file of the ledger directory tree and its bytes: 'nothing written' means equal."""
+    return {str(p.relative_to(ledger)): p.read_bytes() for p in sorted(ledger.rglob("*")) if p.is_file()}
+
+
+def torn_files(ledger: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in ledger.glob(LOG + ".torn-*")}
+
+
+def line_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each complete line, end including its `\\n`; line k holds seq k+1."""
+    spans, start = [], 0
+    while (nl := data.find(b"\n", start)) != -1:
+        spans.append((start, nl + 1))
+        start = nl + 1
+    return spans
+
+
+# -- events ---------------------------------------------------------------------------
+def draft_events(tag: str, n: int, cohort: str = "crash") -> list[dict[str, Any]]:
+    """n valid, independent events whose client ids say which batch they belong to and its size."""
+    return [
+        {"id": f"{tag}-{i}-of-{n}", "type": "generation.created",
+         "data": {"cohort_id": cohort, "stage": "draft", "gen_id": f"{tag}g{i}", "template_id": "t1"}}
+        for i in range(n)
+    ]
+
+
+def torn_fragment(ledger: Path, lines: int, rng: random.Random) -> bytes:
+    """A strict prefix of a correctly chained next batch of `lines` events: what a writer that
+    lost power mid-write leaves behind (complete lines of the batch plus part of the next)."""
+    head = Ledger.open(ledger).head
+    prev, blob = head.hash, b""
+    txn = [head.seq + 1, lines]
+    for k in range(lines):
+        line, prev = encode_line({
+            "seq": head.seq + 1 + k, "id": f"torn{head.seq}x{k}", "type": "generation.created", "v": 1,
+            "at": "2026-01-01T00:00:00.000000Z", "by": {}, "txn": txn, "prev": prev,
+            "data": {"cohort_id": "torn", "stage": "draft", "gen_id": f"torn{head.seq}x{k}", "template_id": "t1"},
+        })
+        blob += line
+    return blob[: rng.randrange(1, len(blob))]
+
+
+# -- the crash writer (child process) ----------------------------------------------------
+def batch_size(rng: random.Random, max_batch: int) -> int:
+    """Mostly small batches, sometimes large ones (a long write is a wider target for the kill)."""
+    return rng.randint(1, 8) if rng.random() < 0.7 else rng.randint(1, max_batch)
+
+
+def crash_writer(ledger: Path, acks: Path, seed: int, max_batch: int) -> None:
+    rng = random.Random(seed)
+    led = Ledger.open(ledger)
+    with open(acks, "ab") as ack:
+        print("ready", flush=True)
+        for b in range(10**9):
+            n = batch_size(rng, max_batch)
+            tag = f"s{seed}b{b}"
+            seqs = led.append(draft_events(tag, n))
+            ack.write(orjson.dumps({"tag": tag, "n": n, "seqs": seqs}) + b"\n")
+            ack.flush()
+            os.fsync(ack.fileno())
+
+
+def kill_writer_at_random(ledger: Path, acks: Path, seed: int, rng: random.Random,
+                          max_batch: int = 400, max_delay: float = 0.4) -> None:
+    """Start a crash writer, let it run for a random moment, SIGKILL it."""
+    proc = subprocess.Popen([sys.executable, str(FAULTS), "write", str(ledger), str(acks), str(seed), str(max_batch)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready = proc.stdout.readline() if proc.stdout else b""
+        if ready != b"ready\n":
+            proc.kill()
+            raise AssertionError(f"crash writer did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+        time.sleep(rng.uniform(0, max_delay))
+        if proc.poll() is not None:
+            raise AssertionError(f"crash writer died on its own: {proc.stderr.read().decode() if proc.stderr else ''}")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+# -- checks -------------------------------------------------------------------------------
+def acknowledged(acks: Path) -> list[dict[str, Any]]:
+    """Complete ack lines only: a line cut by the kill was never acknowledged."""
+    if not acks.exists():
+        return []
+    raw = acks.read_bytes()
+    return [orjson.loads(line) for line in raw[: raw.rfind(b"\n") + 1].splitlines()]
+
+
+def check_acknowledged(ledger: Path, acks: Path) -> int:
+    """Every acknowledged batch is in the log in full, at its seqs, as one txn; no batch of
+    the crash writer is partial. Returns the number of batches found in the log."""
+    by_tag: dict[str, list[Any]] = defaultdict(list)
+    for ev in Ledger.open(ledger).read():
+        m = _EVENT_ID.match(ev.id)
+        if m:
+            by_tag[m["tag"]].append((int(m["i"]), int(m["n"]), ev.seq, ev.txn))
+    for tag, evs in by_tag.items():
+        n = evs[0][1]
+        assert sorted(i for i, *_ in evs) == list(range(n)), f"batch {tag} is partial: {len(evs)} of {n} events"
+        first = min(seq for _, _, seq, _ in evs)
+        assert all(txn == (first, n) for *_, txn in evs), f"batch {tag} is not one txn"
+    for ack in acknowledged(acks):
+        evs = sorted(by_tag.get(ack["tag"], []))
+        assert [seq for _, _, seq, _ in evs] == ack["seqs"], f"acknowledged batch {ack['tag']} lost or moved"
+    return len(by_tag)
+
+
+@dataclass
+class Recovery:
+    cut_bytes: int
+    committed_events: int
+
+
+def recover_and_check(ledger: Path, acks: Path, how: str, rng: random.Random) -> Recovery:
+    """Recover after a crash (`repair`, or a new writer's append) and check what it did:
+    complete batches untouched, exactly the uncommitted tail cut, and kept in a torn file."""
+    before = log_bytes(ledger)
+    report = Ledger.open(ledger).verify()  # a reader: must not raise, must not write
+    assert log_bytes(ledger) == before
+    committed = len(before) - report.tail.bytes
+    old_torn = torn_files(ledger)
+    if how == "repair":
+        Ledger.open(ledger).repair()
+    else:
+        led = Ledger.open(ledger)
+        tag = f"r{rng.randrange(10**9)}"
+        seqs = led.append(draft_events(tag, rng.randint(1, 5)))
+        with open(acks, "ab") as ack:
+            ack.write(orjson.dumps({"tag": tag, "n": len(seqs), "seqs": seqs}) + b"\n")
+    after = log_bytes(ledger)
+    assert after[:committed] == before[:committed], "recovery changed a committed byte"
+    if how == "repair":
+        assert len(after) == committed
+    new_torn = {k: v for k, v in torn_files(ledger).items() if k not in old_torn}
+    if report.tail.bytes:
+        assert list(new_torn.values()) == [before[committed:]], "the cut bytes were not kept"
+    else:
+        assert not new_torn
+    final = Ledger.open(ledger).verify()
+    assert final.tail.bytes == 0
+    check_acknowledged(ledger, acks)
+    return Recovery(report.tail.bytes, final.events)
+
+
+@dataclass
+class CrashStats:
+    trials: int = 0
+    kill_tails: int = 0  # tails a SIGKILL itself left (a write cut part-way)
+    power_tails: int = 0  # torn fragments added to simulate power loss mid-write
+    events: int = 0
+
+
+def crash_trials(ledger: Path, acks: Path, trials: int, rng: random.Random,
+                 max_batch: int = 400, max_delay: float = 0.4) -> CrashStats:
+    """Kill a writer `trials` times; after each kill maybe tear the log as a power loss
+    would, then recover (repair or a new writer, at random) and check every promise."""
+    stats = CrashStats()
+    base = rng.randrange(10**6) * 10**4
+    for t in range(trials):
+        kill_writer_at_random(ledger, acks, base + t, rng, max_batch, max_delay)
+        tail = Ledger.open(ledger).verify().tail.bytes
+        stats.kill_tails += tail > 0
+        if tail == 0 and rng.random() < 0.3:
+            with open(ledger / LOG, "ab") as f:
+                f.write(torn_fragment(ledger, rng.randint(1, 4), rng))
+            stats.power_tails += 1
+        stats.events = recover_and_check(ledger, acks, rng.choice(["repair", "append"]), rng).committed_events
+        stats.trials += 1
+    return stats
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["write"]:
+        crash_writer(Path(argv[1]), Path(argv[2]), int(argv[3]), int(argv[4]))
+    else:
+        sys.exit(f"usage: {Path(__file__).name} write LEDGER ACKS SEED MAX_BATCH")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
