@@ -12,16 +12,20 @@ from __future__ import annotations
 import os
 import random
 import re
+import resource
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import orjson
+import pytest
 
 from ledger import Ledger
 from ledger.codec import encode_line
@@ -53,6 +57,30 @@ def line_spans(data: bytes) -> list[tuple[int, int]]:
         spans.append((start, nl + 1))
         start = nl + 1
     return spans
+
+
+# -- the machine refusing -------------------------------------------------------------------
+def fsize_limit(limit: int) -> Callable[[], None]:
+    """preexec_fn for a child whose writes past `limit` bytes fail with EFBIG (CPython ignores
+    SIGXFSZ, so the write returns the error instead of killing the process)."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@contextmanager
+def append_only(path: Path) -> Iterator[None]:
+    """`chattr +a`: the file can be appended to but not truncated (ftruncate fails with EPERM),
+    even for root. Skips the test where the filesystem has no such attribute."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr not installed: cannot make ftruncate fail")
+    done = subprocess.run(["chattr", "+a", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"chattr +a not supported here: {done.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-a", str(path)], check=True)
 
 
 # -- events ---------------------------------------------------------------------------
