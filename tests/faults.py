@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import orjson
 import pytest
 
-from ledger import Ledger
+from ledger import ConflictError, Ledger
 from ledger.codec import encode_line
 
 LOG = "events.jsonl"
@@ -242,11 +242,74 @@ def crash_trials(ledger: Path, acks: Path, trials: int, rng: random.Random,
     return stats
 
 
+# -- racing processes --------------------------------------------------------------------
+RACE_KINDS = ("single", "batch", "expected", "stale", "retry")
+
+
+def race_writer(ledger: Path, out: Path, worker: int, ops: int) -> None:
+    """One of many concurrent writers, mixing every kind of append; writes what the ledger
+    acknowledged (id -> seq) and every conflict it was told about to `out`."""
+    rng = random.Random(worker)
+    led = Ledger.open(ledger)
+    acked: dict[str, int] = {}
+    conflicts: list[tuple[int, int]] = []
+    for op in range(ops):
+        kind = RACE_KINDS[op % len(RACE_KINDS)] if op < len(RACE_KINDS) else rng.choice(RACE_KINDS)
+        events = draft_events(f"w{worker}o{op}", 1 if kind == "single" else rng.randint(2, 12), f"w{worker}")
+        if kind in ("expected", "stale"):
+            while True:
+                seen = led.head.seq
+                expected = seen - 1 if kind == "stale" and seen > 0 and not conflicts else seen
+                time.sleep(rng.uniform(0, 0.003))  # widen the window in which others append
+                try:
+                    seqs = led.append(events, expected_seq=expected)
+                except ConflictError as exc:
+                    assert exc.expected == expected and exc.actual != expected
+                    conflicts.append((expected, exc.actual))
+                    continue
+                assert seqs == list(range(expected + 1, expected + 1 + len(events))), (expected, seqs)
+                break
+        else:
+            seqs = led.append(events)
+            if kind == "retry":  # a hook retried after a timeout, from a new process state, stale seq
+                again = Ledger.open(ledger).append(events, expected_seq=max(0, seqs[0] - 1))
+                assert again == seqs, (again, seqs)
+        acked.update({ev["id"]: seq for ev, seq in zip(events, seqs)})
+    out.write_bytes(orjson.dumps({"acked": acked, "conflicts": conflicts}))
+
+
+def race_reader(ledger: Path, out: Path, stop: Path) -> None:
+    """Read the log in a loop while writers append (`read` on one Ledger, `head` on another);
+    record every batch seen whole or not, and every head seen, until `stop` exists."""
+    reader, header = Ledger.open(ledger), Ledger.open(ledger)
+    partial: list[Any] = []
+    heads: list[tuple[int, str]] = []
+    passes = 0
+    print("ready", flush=True)
+    while True:
+        last = stop.exists()
+        heads.append(tuple(header.head))
+        seen: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for ev in reader.read():
+            seen[ev.txn].append(ev.seq)
+        partial += [[txn, seqs] for txn, seqs in seen.items()
+                    if seqs != list(range(txn[0], txn[0] + txn[1]))]
+        passes += 1
+        if last:
+            break
+    out.write_bytes(orjson.dumps({"partial": partial, "heads": heads, "passes": passes}))
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["write"]:
         crash_writer(Path(argv[1]), Path(argv[2]), int(argv[3]), int(argv[4]))
+    elif argv[:1] == ["race"]:
+        race_writer(Path(argv[1]), Path(argv[2]), int(argv[3]), int(argv[4]))
+    elif argv[:1] == ["read"]:
+        race_reader(Path(argv[1]), Path(argv[2]), Path(argv[3]))
     else:
-        sys.exit(f"usage: {Path(__file__).name} write LEDGER ACKS SEED MAX_BATCH")
+        sys.exit(f"usage: {Path(__file__).name} write LEDGER ACKS SEED MAX_BATCH | race LEDGER OUT WORKER OPS"
+                 " | read LEDGER OUT STOPFILE")
 
 
 if __name__ == "__main__":
