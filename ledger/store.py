@@ -22,7 +22,8 @@ from typing import Any, Iterable, Iterator, NamedTuple
 from .codec import canonical, encode_line, genesis_prev
 from .config import LedgerConfig
 from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
-from .events import EventIn, RecordedEvent, normalize_payload, normalize_provenance, parse_event_in, upcast
+from .events import EventIn, RecordedEvent, normalize_batch, upcast
+from .perf import paused_gc
 from .fsio import atomic_write, environment_error, fsync_dir, write_all
 from .scan import LogScanner, Position, Tail
 from .state import DomainError, State
@@ -146,7 +147,7 @@ class Ledger:
     @property
     def state(self) -> State:
         """The folded state of every committed batch, caught up at each access."""
-        with self._mutex:
+        with self._mutex, paused_gc():
             self._refresh()
             assert self._state is not None
             return self._state
@@ -232,8 +233,9 @@ class Ledger:
 
         The batch is validated whole before a byte is written; it is durable on return.
         """
-        batch = _normalize_batch(events)
-        with self._mutex:
+        with paused_gc():
+            batch = _normalize_batch(events)
+        with self._mutex, paused_gc():
             self._acquire()
             try:
                 self._cut_tail()
@@ -250,11 +252,12 @@ class Ledger:
         if expected_seq is not None and state.seq != expected_seq:
             raise ConflictError(expected_seq, state.seq)
         at = max(utc_now(), state.at)
+        token = uuid.uuid4().hex  # generated ids: <token>-<index in batch>, unique per batch
         seqs: list[int] = []
         written: list[tuple[int, _Pending, str]] = []
         with state.transaction():
             for i, ev in enumerate(batch):
-                event_id = ev.id or uuid.uuid4().hex
+                event_id = ev.id or f"{token}-{i}"
                 seq = state.seq + 1
                 try:
                     done_at = state.apply(ev.type, ev.data, seq, event_id, at)
@@ -331,8 +334,9 @@ class Ledger:
         """Walk the whole chain from seq 1; raise CorruptLogError at the first bad seq."""
         scanner = LogScanner(self.log_path, self._genesis)
         events = 0
-        for batch in scanner:
-            events += len(batch)
+        with paused_gc():
+            for batch in scanner:
+                events += len(batch)
         return VerifyReport(Head(scanner.end.seq, scanner.end.hash), events, scanner.tail)
 
     def repair(self) -> RepairReport:
@@ -350,20 +354,16 @@ class Ledger:
 
 
 def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[_Pending]:
+    raw = [ev.model_dump(exclude_none=True) if isinstance(ev, EventIn) else ev for ev in events]
+    if not raw:
+        raise InvalidInputError("empty batch: nothing to append")
     batch: list[_Pending] = []
     seen: dict[str, int] = {}
-    for i, raw in enumerate(events):
-        ev = raw if isinstance(raw, EventIn) else parse_event_in(raw, i)
-        try:
-            data = normalize_payload(ev.type, ev.data)
-            by = normalize_provenance(ev.by.model_dump() if ev.by is not None else None)
-        except ValueError as exc:
-            raise EventRejected(i, str(exc), ev.id) from None
-        if ev.id is not None:
-            if ev.id in seen:
-                raise EventRejected(i, f"id {ev.id} appears twice in the batch (first at event {seen[ev.id]})", ev.id)
-            seen[ev.id] = i
-        batch.append(_Pending(ev.type, data, ev.id, by))
-    if not batch:
-        raise InvalidInputError("empty batch: nothing to append")
+    for i, ev in enumerate(normalize_batch(raw)):
+        event_id = ev.get("id")
+        if event_id is not None:
+            if event_id in seen:
+                raise EventRejected(i, f"id {event_id} appears twice in the batch (first at event #{seen[event_id] + 1})", event_id)
+            seen[event_id] = i
+        batch.append(_Pending(ev["type"], ev["data"], event_id, ev.get("by", {})))
     return batch
