@@ -303,13 +303,22 @@ class Ledger:
             os.close(fd)
 
     def _replayed_ids(self, batch: list[_Pending], known: list[int], state: State) -> list[int]:
-        """A retry: every id committed with the same payload -> the original seqs, else reject."""
-        if len(known) != len(batch):
-            new = next(i for i in range(len(batch)) if i not in set(known))
-            raise EventRejected(new, f"batch mixes already-committed ids (event #{known[0] + 1}) with new events")
-        seqs = [state.event_ids[ev.id] for ev in batch if ev.id is not None]
-        originals = {e.seq: e for s in sorted(set(seqs)) for e in self.read(s, s)}
-        for i, (ev, seq) in enumerate(zip(batch, seqs)):
+        """A retry: every id committed with the same payload -> the original seqs, else reject.
+
+        An event that was a no-op in the original batch (an identical re-create, a reuse of an
+        active member) left no id in the log; in the retry it must still be a no-op, else the
+        batch mixes committed ids with new events.
+        """
+        known_set = set(known)
+        seqs: list[int] = []
+        for i, ev in enumerate(batch):
+            done_at = state.event_ids[ev.id] if i in known_set and ev.id is not None else _noop_seq(state, ev)
+            if done_at is None:
+                raise EventRejected(i, f"batch mixes already-committed ids (event #{known[0] + 1}) with new events")
+            seqs.append(done_at)
+        originals = {e.seq: e for s in sorted({seqs[i] for i in known}) for e in self.read(s, s)}
+        for i in known:
+            ev, seq = batch[i], seqs[i]
             orig = originals[seq]
             if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
                 raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload", ev.id)
@@ -351,6 +360,23 @@ class Ledger:
                 return self._cut_tail()
             finally:
                 self._release()
+
+
+class _Probe(Exception):
+    """Carries a tentative result out of a transaction, which rolls it back."""
+
+
+def _noop_seq(state: State, ev: _Pending) -> int | None:
+    """The earlier seq that holds `ev`'s effect if appending it now would write nothing, else None."""
+    seq = state.seq + 1
+    try:
+        with state.transaction():
+            raise _Probe(state.apply(ev.type, ev.data, seq, "", state.at))
+    except _Probe as probe:
+        done_at: int = probe.args[0]
+    except DomainError:
+        return None
+    return done_at if done_at != seq else None
 
 
 def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[_Pending]:

@@ -8,9 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
+from conftest import created
 from faults import FAULTS
 
-from ledger import Ledger
+from ledger import EventRejected, Ledger
 from ledger.codec import genesis_prev
 
 WRITERS = 8
@@ -67,3 +69,21 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
         for seq, digest in heads:
             assert seq in ends and (seq == 0 or ends[seq] == digest), f"head {seq} is not a committed batch end"
     assert all(res["conflicts"] for res in results)  # each writer's stale append, at least
+
+
+def test_retry_of_a_batch_holding_a_no_op_succeeds(tmp_path: Path) -> None:
+    """A hook's batch may hold an event that is a no-op (a reuse of an active member), which
+    leaves no id in the log. Retrying the whole batch after a timeout must still be a no-op
+    returning the original seqs, not be refused as 'mixing committed ids with new events'."""
+    led = Ledger.init(tmp_path / "ledger")
+    led.append([created("A", "draft", "d1")])
+    batch = [{**created("A", "draft", "d2"), "id": "hook-1"},
+             {"id": "hook-2", "type": "generation.reused",
+              "data": {"cohort_id": "A", "stage": "draft", "gen_id": "d1", "reason": "skip-existing"}}]
+    first = led.append(batch)
+    assert first == [2, 1]
+    log = (led.path / "events.jsonl").read_bytes()
+    assert Ledger.open(led.path).append(batch, expected_seq=0) == first  # a retry from another process
+    assert (led.path / "events.jsonl").read_bytes() == log
+    with pytest.raises(EventRejected):  # a committed id next to an event that would write: refused
+        led.append([batch[0], created("A", "draft", "d3")])

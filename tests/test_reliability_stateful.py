@@ -60,13 +60,10 @@ class Model:
         ids = [ev["id"] for ev in events if "id" in ev]
         if len(ids) != len(set(ids)):
             raise Rejected("duplicate id in the batch")
-        known = [ev for ev in events if ev.get("id") in self.ids]
-        if known:
-            if len(known) != len(events):
-                raise Rejected("known ids mixed with new events")
-            if any(self.ids[ev["id"]][:2] != (ev["type"], ev["data"]) for ev in events):
+        if any(ev.get("id") in self.ids for ev in events):  # a retry: nothing may be written
+            if any(self.ids[ev["id"]][:2] != (ev["type"], ev["data"]) for ev in events if ev.get("id") in self.ids):
                 raise Rejected("known id with another payload")
-            return "noop", [self.ids[ev["id"]][2] for ev in events]
+            return "noop", [self.ids[ev["id"]][2] if ev.get("id") in self.ids else self._noop(ev) for ev in events]
         if expected_seq is not None and expected_seq != self.seq:
             return "conflict", []
         trial = copy.deepcopy(self)
@@ -75,6 +72,15 @@ class Model:
             return "noop", seqs
         self.__dict__ = trial.__dict__
         return "written", seqs
+
+    def _noop(self, ev: dict[str, Any]) -> int:
+        """The seq holding the effect of an event that would write nothing now (in a retry, an
+        event that was a no-op the first time left no id behind)."""
+        trial = copy.deepcopy(self)
+        done = trial._apply(ev)
+        if trial.seq != self.seq:
+            raise Rejected("known ids mixed with new events")
+        return done
 
     def _apply(self, ev: dict[str, Any]) -> int:
         handler = getattr(self, "_" + ev["type"].replace(".", "_"))
@@ -228,6 +234,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model = Model()
         self.committed = b""  # the log's bytes without a torn tail
         self.torn = b""  # a torn fragment after them, if a crash left one
+        self.fresh = 0  # counter for fresh client ids
 
     def teardown(self) -> None:
         self.ledger.close()
@@ -280,6 +287,17 @@ class LedgerMachine(RuleBasedStateMachine):
           client_ids=st.lists(client_ids, min_size=4, max_size=4))
     def append_batch(self, evs: list[dict[str, Any]], client_ids: list[str | None]) -> None:
         self._append([with_id(ev, cid) for ev, cid in zip(evs, client_ids)])
+
+    @rule(evs=st.lists(events, min_size=1, max_size=3), stale=st.booleans())
+    def append_then_retry(self, evs: list[dict[str, Any]], stale: bool) -> None:
+        """A hook's batch with fresh ids, then its retry after a 'timeout' (from a new Ledger
+        object, maybe with an expected_seq that is stale by now): the retry writes nothing."""
+        self.fresh += 1
+        batch = [with_id(ev, f"hook{self.fresh}-{i}") for i, ev in enumerate(evs)]
+        expected = self.model.seq
+        self._append(batch)
+        self.ledger = Ledger.open(self.path)
+        self._append(batch, expected_seq=expected if stale else None)
 
     @rule(ev=events, delta=st.sampled_from((0, -1, 1, 0)), client_id=client_ids)
     def append_expected(self, ev: dict[str, Any], delta: int, client_id: str | None) -> None:
