@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import orjson
 import pytest
 
-from ledger import ConflictError, Ledger
+from ledger import ConflictError, Ledger, LedgerEnvironmentError
 from ledger.codec import encode_line
 
 LOG = "events.jsonl"
@@ -300,16 +300,66 @@ def race_reader(ledger: Path, out: Path, stop: Path) -> None:
     out.write_bytes(orjson.dumps({"partial": partial, "heads": heads, "passes": passes}))
 
 
+# -- the same writer retrying after EFBIG ------------------------------------------------------
+def efbig_then_retry(ledger: Path, room: int, n: int) -> None:
+    """In one process and one Ledger object: an append hits the file-size limit, the limit is
+    lifted, the same append is retried. Prints the error, then the retry's seqs, as JSON."""
+    led = Ledger.open(ledger)
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, ((ledger / LOG).stat().st_size + room, hard))
+    batch = draft_events("retry", n)
+    try:
+        led.append(batch)
+        error = None
+    except LedgerEnvironmentError as exc:
+        error = str(exc)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    print(orjson.dumps({"error": error, "seqs": led.append(batch)}).decode())
+
+
+# -- a full disk ------------------------------------------------------------------------------
+def enospc_scenario(root: Path) -> None:
+    """Run inside a private mount namespace with a small tmpfs on `root`: fill the disk to
+    leave two pages free, append a larger batch through the CLI, free the space, append again.
+    Prints what happened as JSON for the test to judge."""
+    ledger = Ledger.init(root / "ledger")
+    ledger.append(draft_events("first", 3))
+    filler = root / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\1" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, filler.stat().st_size - 8192))
+    before = log_bytes(ledger.path)
+    cli = [sys.executable, "-m", "ledger", "--ledger", str(ledger.path), "append"]
+    full = subprocess.run(cli, input=b"".join(orjson.dumps(e) + b"\n" for e in draft_events("big", 200)),
+                          capture_output=True)
+    unchanged = log_bytes(ledger.path) == before and not torn_files(ledger.path)
+    filler.unlink()
+    again = subprocess.run(cli, input=b"".join(orjson.dumps(e) + b"\n" for e in draft_events("big", 200)),
+                           capture_output=True)
+    print(orjson.dumps({"full_rc": full.returncode, "full_stderr": full.stderr.decode(), "unchanged": unchanged,
+                        "again_rc": again.returncode, "events": Ledger.open(ledger.path).verify().events}).decode())
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["write"]:
         crash_writer(Path(argv[1]), Path(argv[2]), int(argv[3]), int(argv[4]))
     elif argv[:1] == ["race"]:
         race_writer(Path(argv[1]), Path(argv[2]), int(argv[3]), int(argv[4]))
+    elif argv[:1] == ["efbig-retry"]:
+        efbig_then_retry(Path(argv[1]), int(argv[2]), int(argv[3]))
+    elif argv[:1] == ["enospc"]:
+        enospc_scenario(Path(argv[1]))
     elif argv[:1] == ["read"]:
         race_reader(Path(argv[1]), Path(argv[2]), Path(argv[3]))
     else:
         sys.exit(f"usage: {Path(__file__).name} write LEDGER ACKS SEED MAX_BATCH | race LEDGER OUT WORKER OPS"
-                 " | read LEDGER OUT STOPFILE")
+                 " | read LEDGER OUT STOPFILE | efbig-retry LEDGER ROOM N | enospc DIR")
 
 
 if __name__ == "__main__":
