@@ -288,7 +288,8 @@ def race_reader(ledger: Path, out: Path, stop: Path) -> None:
     print("ready", flush=True)
     while True:
         last = stop.exists()
-        heads.append(tuple(header.head))
+        head = header.head
+        heads.append((head.seq, head.hash))
         seen: dict[tuple[int, int], list[int]] = defaultdict(list)
         for ev in reader.read():
             seen[ev.txn].append(ev.seq)

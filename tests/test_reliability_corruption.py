@@ -173,7 +173,7 @@ def test_deleting_trailing_events_is_only_caught_by_a_pinned_head(log: Path) -> 
         assert r.returncode == 1 and b"is not the expected" in r.stderr
 
 
-def edit_config(ledger: Path, edit: Callable[[dict], None]) -> None:
+def edit_config(ledger: Path, edit: Callable[[dict], object]) -> None:
     doc = orjson.loads((ledger / "ledger.json").read_bytes())
     edit(doc)
     (ledger / "ledger.json").write_bytes(orjson.dumps(doc))
@@ -184,13 +184,17 @@ def _drop_evaluation(doc: dict) -> None:
     del doc["parents"]["evaluation"]
 
 
+def _rename_draft(doc: dict) -> None:
+    doc["stages"][0] = "drafts"
+    doc["parents"]["essay"] = "drafts"
+
+
 #: edit -> (exit of verify, exit of append, seq named): what each edit of ledger.json does
-CONFIG_EDITS: dict[str, tuple[Callable[[dict], None], int, int, int | None]] = {
+CONFIG_EDITS: dict[str, tuple[Callable[[dict], object], int, int, int | None]] = {
     "ledger_id changed": (lambda d: d.update(ledger_id="00000000-0000-4000-8000-000000000000"), 1, 1, 1),
     "used stage removed": (_drop_evaluation, 0, 1, FIRST_EVALUATION),
     "parent link removed": (lambda d: d["parents"].pop("evaluation"), 0, 1, FIRST_EVALUATION),
-    "stage renamed": (lambda d: (d.update(stages=["drafts", "essay", "evaluation"]),
-                                 d["parents"].update(essay="drafts")), 0, 1, 2),
+    "stage renamed": (_rename_draft, 0, 1, 2),
     "unused stage added": (lambda d: d["stages"].append("review"), 0, 0, None),
 }
 

@@ -61,7 +61,8 @@ CASES: dict[str, bytes] = {
     "unknown provenance key": jsonl({**VALID, "by": {"actor": "me", "host": "x"}}),
     "non-UTF-8 bytes": jsonl(VALID).replace(b'"d9"', b'"d\xff\xfe9"'),
     "UTF-8 BOM": b"\xef\xbb\xbf" + jsonl(VALID),
-    "deeply nested": b'{"type":"cohort.opened","data":{"cohort_id":"A","spec":' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}}\n",
+    "deeply nested": b'{"type":"cohort.opened","data":{"cohort_id":"A","spec":'
+                     + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}}\n",
     "NaN": b'{"type":"cohort.opened","data":{"cohort_id":"A","spec":{"x":NaN}}}\n',
     "empty batch": b"",
     "only a newline": b"\n",

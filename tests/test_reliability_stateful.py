@@ -196,8 +196,9 @@ def membership_events(draw: st.DrawFn) -> dict[str, Any]:
     gen_id = draw(gen_ids)
     data: dict[str, Any] = {"cohort_id": draw(cohorts), "stage": GENS[gen_id] if draw(st.integers(0, 9)) else "draft",
                             "gen_id": gen_id}
-    data.update({"reused": {"reason": "manual"}, "removed": {"reason": "dropped"},
-                 "materialized": {"artifacts": {"out.txt": "a" * 64}}}[kind])
+    extra: dict[str, dict[str, Any]] = {"reused": {"reason": "manual"}, "removed": {"reason": "dropped"},
+                                        "materialized": {"artifacts": {"out.txt": "a" * 64}}}
+    data.update(extra[kind])
     return {"type": f"generation.{kind}", "data": data}
 
 
