@@ -1,10 +1,14 @@
 """Fault injection shared by the reliability tests and the soak script (`tests/soak.py`).
 
-The crash experiment needs a writer that can be SIGKILLed at any instant, so the writer
-runs in its own interpreter: `python faults.py write LEDGER ACKS SEED MAX_BATCH`. It appends
-batches whose event ids name the batch and its size, and after each `append` returns it
-appends one line to ACKS and fsyncs it. A line in ACKS is therefore a promise the ledger
-made ("this batch is durable"), and `check_acknowledged` holds the ledger to every one.
+Faults that end or constrain a process run in a child interpreter, `python faults.py CMD`:
+`write` (the crash writer), `race` and `read` (concurrent writers and readers),
+`efbig-retry` (a file-size limit inside one process), `enospc` (a full tmpfs, run inside a
+private mount namespace).
+
+The crash writer appends batches whose event ids name the batch and its size, and after each
+`append` returns it appends one line to an acknowledgement file and fsyncs it. A line there
+is therefore a promise the ledger made ("this batch is durable"), and `check_acknowledged`
+holds the ledger to every one.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import orjson
-import pytest
 
 from ledger import ConflictError, Ledger, LedgerEnvironmentError
 from ledger.codec import encode_line
@@ -72,6 +75,8 @@ def fsize_limit(limit: int) -> Callable[[], None]:
 def append_only(path: Path) -> Iterator[None]:
     """`chattr +a`: the file can be appended to but not truncated (ftruncate fails with EPERM),
     even for root. Skips the test where the filesystem has no such attribute."""
+    import pytest  # only the tests need it, not the child processes
+
     if shutil.which("chattr") is None:
         pytest.skip("chattr not installed: cannot make ftruncate fail")
     done = subprocess.run(["chattr", "+a", str(path)], capture_output=True)
