@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 from conftest import created
-from faults import FAULTS
+from faults import FAULTS, draft_events
 
 from ledger import EventRejected, Ledger
 from ledger.codec import genesis_prev
@@ -87,3 +88,29 @@ def test_retry_of_a_batch_holding_a_no_op_succeeds(tmp_path: Path) -> None:
     assert (led.path / "events.jsonl").read_bytes() == log
     with pytest.raises(EventRejected):  # a committed id next to an event that would write: refused
         led.append([batch[0], created("A", "draft", "d3")])
+
+
+def test_threads_sharing_and_not_sharing_a_ledger_object(tmp_path: Path) -> None:
+    """Threads of one process: four share a Ledger object, four have their own (their own
+    lock file descriptions, so flock serialises them like processes)."""
+    shared = Ledger.init(tmp_path / "ledger")
+    acked: dict[str, int] = {}
+    guard = threading.Lock()
+
+    def work(t: int) -> None:
+        led = shared if t < 4 else Ledger.open(shared.path)
+        for op in range(10):
+            events = draft_events(f"t{t}o{op}", 1 + (t + op) % 4, f"t{t}")
+            seqs = led.append(events)
+            with guard:
+                acked.update({ev["id"]: seq for ev, seq in zip(events, seqs)})
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    events = list(Ledger.open(shared.path).read())
+    assert [ev.seq for ev in events] == list(range(1, len(events) + 1))
+    assert {ev.id: ev.seq for ev in events} == acked
+    assert shared.head == Ledger.open(shared.path).verify().head
