@@ -116,7 +116,10 @@ def torn_fragment(ledger: Path, lines: int, rng: random.Random) -> bytes:
 
 # -- the crash writer (child process) ----------------------------------------------------
 def batch_size(rng: random.Random, max_batch: int) -> int:
-    """Mostly small batches, sometimes large ones (a long write is a wider target for the kill)."""
+    """Mostly small batches, sometimes large ones (a long write is a wider target for the kill).
+    A negative max_batch means always exactly -max_batch events."""
+    if max_batch < 0:
+        return -max_batch
     return rng.randint(1, 8) if rng.random() < 0.7 else rng.randint(1, max_batch)
 
 
@@ -134,17 +137,28 @@ def crash_writer(ledger: Path, acks: Path, seed: int, max_batch: int) -> None:
             os.fsync(ack.fileno())
 
 
-def kill_writer_at_random(ledger: Path, acks: Path, seed: int, rng: random.Random,
-                          max_batch: int = 400, max_delay: float = 0.4) -> None:
-    """Start a crash writer, let it run for a random moment, SIGKILL it."""
-    proc = subprocess.Popen([sys.executable, str(FAULTS), "write", str(ledger), str(acks), str(seed), str(max_batch)],
+#: events per batch when the kill is aimed at a write (~7 MB: the write takes milliseconds)
+MID_WRITE_BATCH = 20_000
+
+
+def kill_writer(ledger: Path, acks: Path, seed: int, rng: random.Random,
+                max_batch: int = 400, max_delay: float = 0.4, mid_write: bool = False) -> None:
+    """Start a crash writer and SIGKILL it: after a random moment, or (`mid_write`) the instant
+    its first, large batch starts reaching the log, which cuts that write part-way."""
+    size = (ledger / LOG).stat().st_size
+    batch = -MID_WRITE_BATCH if mid_write else max_batch
+    proc = subprocess.Popen([sys.executable, str(FAULTS), "write", str(ledger), str(acks), str(seed), str(batch)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         ready = proc.stdout.readline() if proc.stdout else b""
         if ready != b"ready\n":
             proc.kill()
             raise AssertionError(f"crash writer did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(rng.uniform(0, max_delay))
+        if mid_write:
+            while (ledger / LOG).stat().st_size == size and proc.poll() is None:
+                pass
+        else:
+            time.sleep(rng.uniform(0, max_delay))
         if proc.poll() is not None:
             raise AssertionError(f"crash writer died on its own: {proc.stderr.read().decode() if proc.stderr else ''}")
         proc.send_signal(signal.SIGKILL)
@@ -229,13 +243,15 @@ class CrashStats:
 
 
 def crash_trials(ledger: Path, acks: Path, trials: int, rng: random.Random,
-                 max_batch: int = 400, max_delay: float = 0.4) -> CrashStats:
-    """Kill a writer `trials` times; after each kill maybe tear the log as a power loss
-    would, then recover (repair or a new writer, at random) and check every promise."""
+                 max_batch: int = 400, max_delay: float = 0.4, mid_write_every: int = 0) -> CrashStats:
+    """Kill a writer `trials` times (every `mid_write_every`-th kill aimed into a write);
+    after each kill maybe tear the log as a power loss would, then recover (repair or a new
+    writer, at random) and check every promise."""
     stats = CrashStats()
     base = rng.randrange(10**6) * 10**4
     for t in range(trials):
-        kill_writer_at_random(ledger, acks, base + t, rng, max_batch, max_delay)
+        mid_write = mid_write_every > 0 and t % mid_write_every == mid_write_every - 1
+        kill_writer(ledger, acks, base + t, rng, max_batch, max_delay, mid_write)
         tail = Ledger.open(ledger).verify().tail.bytes
         stats.kill_tails += tail > 0
         if tail == 0 and rng.random() < 0.3:

@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="default: random (printed, to replay a failure)")
     parser.add_argument("--max-batch", type=int, default=1000, help="largest batch a writer appends")
     parser.add_argument("--max-delay", type=float, default=0.3, help="longest a writer runs before the kill (s)")
+    parser.add_argument("--mid-write-every", type=int, default=10,
+                        help="aim every N-th kill into a large write (0: never)")
     parser.add_argument("--per-ledger", type=int, default=25,
                         help="trials on one ledger before starting a fresh one (the checks reread the whole log)")
     parser.add_argument("--dir", type=Path, default=None, help="keep the ledgers here (default: a temp dir)")
@@ -45,14 +47,14 @@ def main() -> None:
             ledger = Ledger.init(root / f"ledger-{n}").path
             acks = root / f"acks-{n}.jsonl"
             stats = crash_trials(ledger, acks, min(args.per_ledger, args.trials - first), rng,
-                                 args.max_batch, args.max_delay)
+                                 args.max_batch, args.max_delay, args.mid_write_every)
             batches += check_acknowledged(ledger, acks)
             total.trials += stats.trials
             total.kill_tails += stats.kill_tails
             total.power_tails += stats.power_tails
             total.events += stats.events
             print(f"  {total.trials}/{args.trials} trials", flush=True)
-        print(f"ok: {total.trials} SIGKILLs, {total.kill_tails} left a torn write, {total.power_tails} simulated "
+        print(f"ok: {total.trials} SIGKILLs, {total.kill_tails} cut a write part-way, {total.power_tails} simulated "
               f"power-loss tears, all cut and kept; {batches} batches / {total.events} events intact; "
               f"{time.monotonic() - started:.1f} s")
 
