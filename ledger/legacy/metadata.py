@@ -1,0 +1,141 @@
+"""`metadata.json` in every historical shape, normalised to the ledger's origin metadata.
+
+What a file means is decided here once, for import (which reads it) and export (which
+writes its origin keys back). Normalisation never invents a value: a field the file does
+not give stays None, and a required field that is missing (template, origin) is a problem
+for the caller to report, not a default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+#: keys that name the origin cohort, old and new (both present: they must agree)
+ORIGIN_KEYS = ("origin_cohort_id", "cohort_id")
+#: legacy template keys that name a gen's *own* template, by stage. Other stages' keys on
+#: a file describe an ancestor (an evaluation's `draft_template` or `generation_template`
+#: is its draft's or essay's template), so they are never read as the gen's own.
+LEGACY_TEMPLATE_KEYS: dict[str, tuple[str, ...]] = {
+    "draft": ("draft_template",),
+    "essay": ("essay_template", "essay_template_id", "generation_template"),
+    "evaluation": ("evaluation_template",),
+}
+MODES = ("llm", "copy")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Origin metadata under the ledger's logical names; None where the source has nothing."""
+
+    stage: str
+    gen_id: str
+    cohort_id: str | None
+    template_id: str | None
+    combo_id: str | None
+    llm_model_id: str | None
+    parent_gen_id: str | None
+    replicate: int
+    mode: str | None
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The same dict `Generation.metadata()` gives, so the two compare directly."""
+        return {"stage": self.stage, "gen_id": self.gen_id, "cohort_id": self.cohort_id,
+                "template_id": self.template_id, "combo_id": self.combo_id,
+                "llm_model_id": self.llm_model_id, "parent_gen_id": self.parent_gen_id,
+                "replicate": self.replicate, "mode": self.mode}
+
+
+def null_if_missing(value: Any) -> Any:
+    """`"nan"`, `""`, NaN and None all mean "no value" in pipeline files."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str) and (not value.strip() or value.strip().lower() == "nan"):
+        return None
+    return value
+
+
+def template_keys(stage: str) -> tuple[str, ...]:
+    return ("template_id",) + LEGACY_TEMPLATE_KEYS.get(stage, (f"{stage}_template", f"{stage}_template_id"))
+
+
+def parse_replicate(value: Any) -> int | None:
+    """An int >= 1 from an int, an integral float or a digit string; None if it is none of those."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    return value if isinstance(value, int) and value >= 1 else None
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Parse a metadata.json (stdlib json: it reads the bare `NaN` pandas-era files contain).
+
+    Raises ValueError with a one-line reason.
+    """
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _text(doc: dict[str, Any], key: str, problems: list[str]) -> str | None:
+    value = null_if_missing(doc.get(key))
+    if value is not None and not isinstance(value, str):
+        problems.append(f"{key} is {value!r}, not a string")
+        return None
+    return value.strip() if value is not None else None
+
+
+def _agreeing(doc: dict[str, Any], keys: tuple[str, ...], what: str, problems: list[str]) -> str | None:
+    """The one value the given keys agree on (keys without a value don't count)."""
+    found = {k: v for k in keys if (v := _text(doc, k, problems)) is not None}
+    if len(set(found.values())) > 1:
+        problems.append(f"{what} keys disagree: " + ", ".join(f"{k}={v}" for k, v in found.items()))
+        return None
+    return next(iter(found.values()), None)
+
+
+def normalize_metadata(doc: dict[str, Any], stage: str, gen_id: str) -> tuple[Origin, list[str]]:
+    """Read a metadata.json object found at gens/<stage>/<gen_id>/; return (origin, problems).
+
+    The directory names are the fallback for `stage` and `gen_id` and must match them when
+    the file has them. Run-time keys (`files`, `usage`, `run_id`, ...) are not read.
+    """
+    problems: list[str] = []
+    for key, where in (("stage", stage), ("gen_id", gen_id)):
+        value = _text(doc, key, problems)
+        if value is not None and value != where:
+            problems.append(f"{key} is {value!r} but the file sits in directory {where!r}")
+    raw_replicate = null_if_missing(doc.get("replicate"))
+    replicate = 1 if raw_replicate is None else parse_replicate(raw_replicate)
+    if replicate is None:
+        problems.append(f"replicate is {raw_replicate!r}, not an integer >= 1")
+        replicate = 1
+    mode = _text(doc, "mode", problems)
+    if mode is not None and mode not in MODES:
+        problems.append(f"mode is {mode!r}, not one of {', '.join(MODES)}")
+        mode = None
+    origin = Origin(
+        stage=stage,
+        gen_id=gen_id,
+        cohort_id=_agreeing(doc, ORIGIN_KEYS, "origin cohort", problems),
+        template_id=_agreeing(doc, template_keys(stage), "template", problems),
+        combo_id=_text(doc, "combo_id", problems),
+        llm_model_id=_text(doc, "llm_model_id", problems),
+        parent_gen_id=_text(doc, "parent_gen_id", problems),
+        replicate=replicate,
+        mode=mode,
+    )
+    return origin, problems
