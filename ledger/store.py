@@ -19,10 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
+import orjson
+
 from .codec import canonical, encode_line, genesis_prev
 from .config import LedgerConfig
 from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
-from .events import EventIn, RecordedEvent, normalize_batch, upcast
+from .events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
 from .perf import paused_gc
 from .fsio import atomic_write, environment_error, fsync_dir, write_all
 from .scan import LogScanner, Position, Tail
@@ -182,8 +184,8 @@ class Ledger:
                         raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
                 state.hash = scanner.end.hash
                 self._pos = scanner.end
-        except CorruptLogError:
-            self._state = None  # a half-folded batch must never be used
+        except BaseException:
+            self._state = None  # a half-folded batch must never be used (corrupt, newer v, interrupt)
             raise
         return scanner.tail
 
@@ -246,7 +248,8 @@ class Ledger:
     def _append_locked(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
         state = self._state
         assert state is not None
-        known = [i for i, ev in enumerate(batch) if ev.id is not None and ev.id in state.event_ids]
+        known = {i: state.event_ids[ev.id] for i, ev in enumerate(batch)
+                 if ev.id is not None and ev.id in state.event_ids}
         if known:
             return self._replayed_ids(batch, known, state)
         if expected_seq is not None and state.seq != expected_seq:
@@ -254,7 +257,7 @@ class Ledger:
         at = max(utc_now(), state.at)
         token = uuid.uuid4().hex  # generated ids: <token>-<index in batch>, unique per batch
         seqs: list[int] = []
-        written: list[tuple[int, _Pending, str]] = []
+        written: list[tuple[int, int, _Pending, str]] = []
         with state.transaction():
             for i, ev in enumerate(batch):
                 event_id = ev.id or f"{token}-{i}"
@@ -265,17 +268,20 @@ class Ledger:
                     raise EventRejected(i, str(exc), ev.id) from None
                 seqs.append(done_at)
                 if done_at == seq:
-                    written.append((seq, ev, event_id))
+                    written.append((i, seq, ev, event_id))
             if not written:
                 return seqs
             prev = self._pos.hash
             lines = []
-            txn = [written[0][0], len(written)]
-            for seq, ev, event_id in written:
-                line, prev = encode_line({
-                    "seq": seq, "id": event_id, "type": ev.type, "v": 1, "at": at,
-                    "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
-                })
+            txn = [written[0][1], len(written)]
+            for i, seq, ev, event_id in written:
+                try:
+                    line, prev = encode_line({
+                        "seq": seq, "id": event_id, "type": ev.type, "v": CURRENT_VERSION[ev.type], "at": at,
+                        "by": ev.by, "txn": txn, "data": ev.data, "prev": prev,
+                    })
+                except orjson.JSONEncodeError as exc:  # e.g. an int beyond 64 bits in a `spec`
+                    raise EventRejected(i, f"payload is not encodable as canonical JSON ({exc})", ev.id) from None
                 lines.append(line)
             blob = b"".join(lines)
             self._write_durably(blob)
@@ -302,26 +308,35 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def _replayed_ids(self, batch: list[_Pending], known: list[int], state: State) -> list[int]:
+    def _replayed_ids(self, batch: list[_Pending], known: dict[int, int], state: State) -> list[int]:
         """A retry: every id committed with the same payload -> the original seqs, else reject.
 
-        An event that was a no-op in the original batch (an identical re-create, a reuse of an
-        active member) left no id in the log; in the retry it must still be a no-op, else the
-        batch mixes committed ids with new events.
+        An event that was a no-op the first time (identical re-create, reuse of an active
+        member) wrote no line, so its id is not in the log: in a retry it is accepted only if
+        it is still a no-op, which leaves the state untouched; anything else is a new event.
         """
-        known_set = set(known)
+        wanted = set(known.values())
+        originals = {e.seq: e for e in self.read(min(wanted), max(wanted)) if e.seq in wanted}
         seqs: list[int] = []
-        for i, ev in enumerate(batch):
-            done_at = state.event_ids[ev.id] if i in known_set and ev.id is not None else _noop_seq(state, ev)
-            if done_at is None:
-                raise EventRejected(i, f"batch mixes already-committed ids (event #{known[0] + 1}) with new events")
-            seqs.append(done_at)
-        originals = {e.seq: e for s in sorted({seqs[i] for i in known}) for e in self.read(s, s)}
-        for i in known:
-            ev, seq = batch[i], seqs[i]
-            orig = originals[seq]
-            if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
-                raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload", ev.id)
+        with state.transaction():
+            for i, ev in enumerate(batch):
+                if i in known:
+                    seq = known[i]
+                    orig = originals[seq]
+                    if orig.type != ev.type or canonical(orig.data) != canonical(ev.data):
+                        raise EventRejected(i, f"id {ev.id} is already committed at seq {seq} with a different payload",
+                                            ev.id)
+                    seqs.append(seq)
+                    continue
+                seq = state.seq + 1
+                try:
+                    done_at = state.apply(ev.type, ev.data, seq, ev.id or "", state.at)
+                except DomainError as exc:
+                    raise EventRejected(i, str(exc), ev.id) from None
+                if done_at == seq:
+                    raise EventRejected(i, f"batch mixes already-committed ids (event #{min(known) + 1}) with new events",
+                                        ev.id)
+                seqs.append(done_at)
         return seqs
 
     # -- read, verify, repair -----------------------------------------------------------
@@ -360,23 +375,6 @@ class Ledger:
                 return self._cut_tail()
             finally:
                 self._release()
-
-
-class _Probe(Exception):
-    """Carries a tentative result out of a transaction, which rolls it back."""
-
-
-def _noop_seq(state: State, ev: _Pending) -> int | None:
-    """The earlier seq that holds `ev`'s effect if appending it now would write nothing, else None."""
-    seq = state.seq + 1
-    try:
-        with state.transaction():
-            raise _Probe(state.apply(ev.type, ev.data, seq, "", state.at))
-    except _Probe as probe:
-        done_at: int = probe.args[0]
-    except DomainError:
-        return None
-    return done_at if done_at != seq else None
 
 
 def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[_Pending]:

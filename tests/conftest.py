@@ -40,3 +40,16 @@ def created(cohort: str, stage: str, gen_id: str, parent: str | None = None, **e
     if parent is not None:
         data["parent_gen_id"] = parent
     return {"type": "generation.created", "data": data}
+
+
+def event(event_type: str, event_id: str | None = None, **data: Any) -> dict[str, Any]:
+    """An input event of any type; `event_id` becomes the client id when given."""
+    ev: dict[str, Any] = {"type": event_type, "data": data}
+    if event_id is not None:
+        ev["id"] = event_id
+    return ev
+
+
+def log_bytes(ledger_dir: Path) -> bytes:
+    """The raw log, for byte-for-byte "nothing was written" checks."""
+    return (Path(ledger_dir) / "events.jsonl").read_bytes()
