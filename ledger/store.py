@@ -27,13 +27,14 @@ from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputE
 from .events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
 from .perf import paused_gc
 from .fsio import atomic_write, environment_error, fsync_dir, write_all
+from .checkpoint import CHECKPOINT_DIR, load_latest
+from .replay import apply_recorded
 from .scan import LogScanner, Position, Tail
 from .state import DomainError, State
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
-CHECKPOINT_DIR = "checkpoints"
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
 
@@ -158,6 +159,10 @@ class Ledger:
         """Fold the batches committed since our position; return what follows them."""
         if self._state is None:
             self._state, self._pos, self._index = State(self.config), self._genesis, [self._genesis]
+            resumed = load_latest(self.path, self.config, self.log_path)
+            if resumed is not None:
+                self._state, self._pos = resumed
+                self._index.append(self._pos)
         try:
             size = os.stat(self.log_path).st_size
         except OSError as exc:
@@ -174,15 +179,7 @@ class Ledger:
                 if batch[0]["seq"] - self._index[-1].seq >= INDEX_EVERY:
                     self._index.append(self._pos)
                 for ev in batch:
-                    seq = ev["seq"]
-                    try:
-                        data = upcast(ev["type"], ev["v"], ev["data"], seq)
-                        state.apply(ev["type"], data, seq, ev["id"], ev["at"])
-                    except DomainError as exc:
-                        raise CorruptLogError(seq, f"event breaks a domain rule: {exc}") from None
-                    except (KeyError, TypeError) as exc:
-                        raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
-                state.hash = scanner.end.hash
+                    apply_recorded(state, ev)
                 self._pos = scanner.end
         except BaseException:
             self._state = None  # a half-folded batch must never be used (corrupt, newer v, interrupt)

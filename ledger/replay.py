@@ -1,0 +1,139 @@
+"""Folding committed events into a `State`: the loop every reader shares, and as-of replay.
+
+The store catching up, `build`, and checkpoint-based opening all fold the same way: a
+committed event is upcast to its current payload version and applied. An event that then
+breaks a domain rule (or repeats an earlier effect) was written by something that skipped
+validation, which is corruption of the log, reported at that event's seq. `replay` adds
+what `build` needs on top: resuming from a checkpoint and stopping at an as-of.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from .checkpoint import load_latest
+from .codec import genesis_prev
+from .config import LedgerConfig
+from .errors import CorruptLogError, InvalidInputError
+from .events import upcast
+from .perf import paused_gc
+from .scan import LogScanner, Position
+from .state import DomainError, State
+
+
+def apply_recorded(state: State, ev: dict[str, Any]) -> None:
+    """Fold one committed envelope (as LogScanner yields it) into `state`; also track its hash."""
+    seq = ev["seq"]
+    try:
+        data = upcast(ev["type"], ev["v"], ev["data"], seq)
+        done_at = state.apply(ev["type"], data, seq, ev["id"], ev["at"])
+    except DomainError as exc:
+        raise CorruptLogError(seq, f"event breaks a domain rule: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
+    if done_at != seq:
+        raise CorruptLogError(seq, f"event repeats the effect of seq {done_at} (writers never log a no-op)")
+    state.hash = ev["hash"]
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A state folded from the log, and how it was obtained."""
+
+    state: State
+    #: the batch boundary the state is at; None when an as-of cut fell inside a batch
+    position: Position | None
+    #: seq of the checkpoint the fold resumed from; None for a replay from seq 1
+    checkpoint_seq: int | None
+    #: events folded on top of the checkpoint (or from seq 1)
+    events: int
+
+
+#: what an as-of names: a seq, a UTC instant, or None for "every committed batch"
+AsOf = int | datetime | None
+Progress = Callable[[int, int], None]
+
+
+def parse_as_of(value: int | str | datetime | None) -> AsOf:
+    """A seq (int or all digits) or an RFC 3339 time with `Z` or an offset, as a UTC datetime.
+
+    A time without an offset is refused: its meaning would depend on the machine's TZ.
+    """
+    if value is None or isinstance(value, datetime):
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise InvalidInputError("--as-of time needs a UTC offset or Z")
+        return value.astimezone(timezone.utc) if isinstance(value, datetime) else None
+    if isinstance(value, bool):
+        raise InvalidInputError(f"--as-of {value!r} is neither a seq nor an RFC 3339 time")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidInputError(f"--as-of seq {value} is negative")
+        return value
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"--as-of {value!r} is neither a seq nor an RFC 3339 time") from None
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise InvalidInputError(f"--as-of {value!r} is not an RFC 3339 time with a UTC offset or Z")
+    return moment.astimezone(timezone.utc)
+
+
+def _event_time(ev: dict[str, Any]) -> datetime:
+    try:
+        moment = datetime.fromisoformat(ev["at"])
+    except (KeyError, TypeError, ValueError):
+        raise CorruptLogError(ev["seq"], f"at {ev.get('at')!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise CorruptLogError(ev["seq"], f"at {ev['at']!r} has no UTC offset")
+    return moment
+
+
+def replay(ledger_dir: Path, config: LedgerConfig, log_path: Path, as_of: AsOf = None,
+           use_checkpoints: bool = True, progress: Progress | None = None) -> Replayed:
+    """Fold the log (verifying the chain as it reads) up to `as_of`, resuming from the newest
+    valid checkpoint at or before it unless `use_checkpoints` is false.
+
+    `as_of` seq: events 1..seq, even inside a batch (each event was valid against its
+    predecessors). `as_of` time: the events with `at` <= time, which is a prefix of the log
+    because writers keep `at` monotonic; a log where a later event is again <= time after
+    one > time has no such prefix, and is refused rather than guessed at.
+    A time as-of always replays from seq 1: checkpoints are indexed by seq, not time.
+    """
+    state, start, resumed = State(config), Position(0, genesis_prev(config.ledger_id), 0), None
+    max_seq = as_of if isinstance(as_of, int) else None
+    moment = as_of if isinstance(as_of, datetime) else None
+    if use_checkpoints and moment is None:
+        found = load_latest(ledger_dir, config, log_path, max_seq=max_seq)
+        if found is not None:
+            (state, start), resumed = found, found[1].seq
+    total = os.stat(log_path).st_size if progress is not None else 0
+    scanner = LogScanner(log_path, start, stop_after=max_seq)
+    boundary, folded = start, 0
+    past: dict[str, Any] | None = None  # the first event beyond the as-of
+    with paused_gc():
+        for batch in scanner:
+            for ev in batch:
+                if past is None:
+                    if (max_seq is None or ev["seq"] <= max_seq) and (moment is None or _event_time(ev) <= moment):
+                        apply_recorded(state, ev)
+                        folded += 1
+                    else:
+                        past = ev
+                elif moment is not None and _event_time(ev) <= moment:
+                    raise InvalidInputError(
+                        f"events.jsonl is not in time order around --as-of: seq {ev['seq']} (at {ev['at']}) "
+                        f"follows seq {past['seq']} (at {past['at']}); use --as-of SEQ")
+            if state.seq == scanner.end.seq:
+                boundary = scanner.end
+            if progress is not None:
+                progress(scanner.end.offset, total)
+    if max_seq is not None and state.seq < max_seq:
+        raise InvalidInputError(f"--as-of seq {max_seq} is beyond the last committed seq {state.seq}")
+    return Replayed(state, boundary if boundary.seq == state.seq else None, resumed, folded)

@@ -1,0 +1,89 @@
+"""`build`: fold the log (from a checkpoint when one is valid), render, replace files.
+
+The three steps are separate functions on purpose -- `replay` (log -> State), `render`
+(State -> Arrow tables -> bytes) and `replace_files` (bytes -> out dir) -- so each can be
+measured and optimised alone. Nothing is written until the fold has verified every event
+it read and every file is rendered: a corrupt log or a bad argument leaves the out dir
+and the checkpoints as they were.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ledger.checkpoint import latest_seq, write_checkpoint
+from ledger.codec import genesis_prev
+from ledger.perf import paused_gc
+from ledger.replay import Progress, parse_as_of, replay
+from ledger.state import State
+from ledger.store import Ledger
+
+from .files import check_out_dir, parquet_bytes, replace_files
+from .manifest import manifest_table
+from .membership import cohort_csvs, membership_table
+
+DEFAULT_OUT = "projections"
+#: a build writes a checkpoint when it is this many events past the newest one
+CHECKPOINT_EVERY = 5000
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build reflects and did. Paths are relative to `out_dir`."""
+
+    seq: int
+    hash: str
+    out_dir: str
+    written: list[str]
+    unchanged: list[str]
+    removed: list[str]
+    #: seq of the checkpoint the fold resumed from (None: replayed from seq 1)
+    checkpoint_seq: int | None
+    events_folded: int
+    #: seq of the checkpoint this build wrote (None: none written)
+    checkpoint_written: int | None
+
+    @property
+    def checkpoint_used(self) -> bool:
+        return self.checkpoint_seq is not None
+
+
+def render(state: State) -> dict[str, bytes]:
+    """Every projection file of `state`: relative path -> bytes."""
+    membership = membership_table(state)
+    files = {"manifest.parquet": parquet_bytes(manifest_table(state)),
+             "membership.parquet": parquet_bytes(membership)}
+    files.update(cohort_csvs(state, membership))
+    return files
+
+
+def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
+          as_of: int | str | datetime | None = None, full: bool = False, *,
+          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None) -> BuildReport:
+    """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
+    RFC 3339 time) into `out_dir` (default `<ledger>/projections/`).
+
+    `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
+    whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
+    saved. `progress(bytes_read, log_bytes)` is called after each folded batch.
+    """
+    ledger = Ledger.open(ledger_path)
+    out = Path(out_dir) if out_dir is not None else ledger.path / DEFAULT_OUT
+    check_out_dir(ledger.path, out)
+    target = parse_as_of(as_of)
+    with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
+        folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full,
+                        progress=progress)
+        state = folded.state
+        chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
+        changes = replace_files(out, render(state), state.seq, chain_hash)
+        saved = None
+        if (target is None and folded.position is not None and state.seq > 0
+                and state.seq - latest_seq(ledger.path) >= checkpoint_every):
+            write_checkpoint(ledger.path, ledger.config, state, folded.position)
+            saved = state.seq
+    return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
+                       folded.checkpoint_seq, folded.events, saved)
