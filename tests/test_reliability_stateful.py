@@ -4,7 +4,8 @@ The model is written from DESIGN §3-4 alone (it does not use ledger/state.py): 
 origin metadata, seals, key renames and client ids. After every step the state of a freshly
 opened ledger must equal the model, each append must return what the model predicts, and an
 operation the model says is invalid (or a conflict, or a no-op) must leave the log's bytes as
-they were. Crashes are simulated by dropping the Ledger object and leaving a torn fragment
+they were. From time to time the projections are built and compared with the model too.
+Crashes are simulated by dropping the Ledger object and leaving a torn fragment
 of a next batch at the end of the log, as a writer that lost power would.
 """
 
@@ -17,12 +18,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from faults import log_bytes, torn_fragment
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from ledger import ConflictError, InvalidInputError, Ledger
+from projections import build
 
 STAGES = ("draft", "essay", "evaluation")
 PARENT_STAGE = {"essay": "draft", "evaluation": "essay"}
@@ -336,6 +339,27 @@ class LedgerMachine(RuleBasedStateMachine):
             assert report.cut_bytes == len(self.torn)
             self.torn = b""
         assert log_bytes(self.path) == self.committed + self.torn
+
+    @rule()
+    def build_and_compare(self) -> None:
+        """The projections agree with the model too: manifest rows and columns (named by the
+        rename state), and active memberships with their origin and `reused` flag."""
+        out = self.tmp / "out"
+        build(self.path, out)
+        m = self.model
+        manifest = pq.read_table(out / "manifest.parquet").to_pylist()
+        origin_names = m.names["cohort_id"]
+        metadata_columns = [c for c in pq.read_schema(out / "manifest.parquet").names if c not in FIXED_KEYS]
+        assert metadata_columns[: len(origin_names)] == list(origin_names)
+        assert {r["gen_id"]: (r["stage"], *(r[n] for n in origin_names), r["created_seq"], r["materialized"])
+                for r in manifest} == \
+               {g: (x["stage"], *(x["cohort_id"] for _ in origin_names), x["created_seq"], g in m.materialized)
+                for g, x in m.gens.items()}
+        membership = pq.read_table(out / "membership.parquet").to_pylist()
+        assert {(r["cohort_id"], r["gen_id"]): (r["origin_cohort_id"], r["reused"], r["added_seq"])
+                for r in membership} == \
+               {(c, g): (m.gens[g]["cohort_id"], m.gens[g]["cohort_id"] != c, seq)
+                for c, members in m.members.items() for g, seq in members.items()}
 
     @invariant()
     def state_matches_model(self) -> None:
