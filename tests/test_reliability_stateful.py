@@ -343,9 +343,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def build_and_compare(self) -> None:
         """The projections agree with the model too: manifest rows and columns (named by the
-        rename state), and active memberships with their origin and `reused` flag."""
+        rename state), and active memberships with their origin and `reused` flag. Each build
+        also saves a checkpoint, so later steps open the ledger from checkpoint + tail."""
         out = self.tmp / "out"
-        build(self.path, out)
+        build(self.path, out, checkpoint_every=1)
         m = self.model
         manifest = pq.read_table(out / "manifest.parquet").to_pylist()
         origin_names = m.names["cohort_id"]
