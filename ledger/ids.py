@@ -37,24 +37,36 @@ def _base36(n: int) -> str:
     return "".join(reversed(digits)) or "0"
 
 
-def signature_text(stage: str, signature: Mapping[str, object]) -> str:
-    """The `|`-joined signature the pipeline hashes: text stripped and lower-cased."""
+def _signature_fields(stage: str) -> tuple[str, ...]:
     try:
-        fields = SIGNATURE_FIELDS[stage]
+        return SIGNATURE_FIELDS[stage]
     except KeyError:
         raise ValueError(f"no gen id scheme for stage {stage!r}") from None
-    parts = []
-    for name in fields:
-        if name not in signature or signature[name] is None:
-            raise ValueError(f"{stage} signature needs {name!r}")
-        value = signature[name]
-        if name == "replicate":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"replicate must be an int >= 1, got {value!r}")
-            parts.append(str(value))
-        else:
-            parts.append(str(value).strip().lower())
-    return "|".join(parts)
+
+
+def _normalized(stage: str, name: str, signature: Mapping[str, object]) -> str:
+    if name not in signature or signature[name] is None:
+        raise ValueError(f"{stage} signature needs {name!r}")
+    value = signature[name]
+    if name == "replicate":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"replicate must be an int >= 1, got {value!r}")
+        return str(value)
+    return str(value).strip().lower()
+
+
+def signature_key(stage: str, signature: Mapping[str, object]) -> tuple[str, ...]:
+    """The signature without `replicate`, normalised as the gen id hashes it.
+
+    Two signatures with the same key differ only by replicate, so their gen ids can only
+    differ by replicate: the reuse planner groups on this key for exactly that reason.
+    """
+    return tuple(_normalized(stage, n, signature) for n in _signature_fields(stage) if n != "replicate")
+
+
+def signature_text(stage: str, signature: Mapping[str, object]) -> str:
+    """The `|`-joined signature the pipeline hashes: text stripped and lower-cased."""
+    return "|".join(_normalized(stage, name, signature) for name in _signature_fields(stage))
 
 
 def gen_id(stage: str, **signature: object) -> str:

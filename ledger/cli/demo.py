@@ -1,4 +1,4 @@
-"""`demo`: the end-to-end example on built-in sample data."""
+"""`demo`: the end-to-end example on built-in sample data (the story lives in `ledger.demo`)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,14 @@ from pathlib import Path
 
 import click
 
-from ..store import Ledger
 from .common import cli
 
 
 @cli.command()
 @click.argument("directory", default="ledger-demo", type=click.Path(path_type=Path))
 def demo(directory: Path) -> None:
-    """Run the end-to-end example in DIRECTORY (created; must not exist or be empty)."""
-    ledger = Ledger.init(directory / "ledger")
-    click.echo(f"1. created a ledger in {ledger.path}")
-    seqs = ledger.append([
-        {"type": "cohort.opened", "data": {"cohort_id": "cohort-a", "description": "demo cohort"}},
-        {"type": "generation.created", "data": {"cohort_id": "cohort-a", "stage": "draft", "gen_id": "d_demo1",
-                                                "template_id": "creative-synthesis-v10", "combo_id": "combo_v1_demo",
-                                                "llm_model_id": "gemini_25_pro"}},
-        {"type": "generation.created", "data": {"cohort_id": "cohort-a", "stage": "essay", "gen_id": "e_demo1",
-                                                "template_id": "creative-synthesis-v10", "parent_gen_id": "d_demo1",
-                                                "llm_model_id": "gemini_25_pro"}},
-    ])
-    click.echo(f"2. appended one atomic batch: seqs {seqs}")
-    report = ledger.verify()
-    click.echo(f"3. verified the chain: {report.events} events, head seq {report.head.seq} hash {report.head.hash}")
+    """Run the end-to-end example in DIRECTORY (its ledger/ subdirectory must not exist yet)."""
+    from ..demo import run_demo  # imports pyarrow and projections: only when the demo runs
+
+    result = run_demo(directory, say=click.echo)
+    click.echo(f"\nDone. Try: cohort-ledger --ledger {result.ledger_path} show cohort-b")
