@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 N ?= 100000
+TRIALS ?= 200
 
 .PHONY: demo test bench soak clean
 
@@ -29,6 +30,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Crash soak (not part of `make test`): TRIALS SIGKILLs of a writer, every promise checked.
+soak: $(STAMP)
+	$(BIN)/python tests/soak.py --trials $(TRIALS)
 
 clean:
 	rm -rf $(VENV) ledger-demo bench-out

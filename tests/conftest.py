@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import pytest
@@ -22,11 +22,13 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 def run_cli(*args: str, ledger: Path | None = None, stdin: bytes | None = None,
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    """Run `cohort-ledger` in a child process, as a user would."""
+            env: dict[str, str] | None = None, timeout: float = 120,
+            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run `cohort-ledger` in a child process, as a user would (`preexec_fn`: e.g. set an rlimit)."""
     argv = [sys.executable, "-m", "ledger", *((["--ledger", str(ledger)]) if ledger else []), *args]
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(argv, input=stdin, capture_output=True, env=full_env, timeout=timeout)
+    return subprocess.run(argv, input=stdin, capture_output=True, env=full_env, timeout=timeout,
+                          preexec_fn=preexec_fn)
 
 
 def jsonl(*events: dict[str, Any]) -> bytes:

@@ -30,14 +30,20 @@ def init(stages: str, parents: str | None, as_json: bool) -> None:
         click.echo(f"created ledger {ledger.path} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
 
 
+#: Longest input line `append` accepts: far above any real event. A longer line is refused
+#: after reading MAX_LINE_BYTES + 1 bytes of it, so a hostile input cannot exhaust memory.
+MAX_LINE_BYTES = 1 << 20
+
+
 def read_batch(stream: BinaryIO) -> list[Any]:
     """JSON lines -> objects. Event #k is line k; only a final newline may follow the last event."""
-    raw = stream.read()
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    batch = []
-    for i, line in enumerate(lines):
+    batch: list[Any] = []
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        i = len(batch)
+        if line.endswith(b"\n"):
+            line = line[:-1]
+        elif len(line) > MAX_LINE_BYTES:
+            raise EventRejected(i, f"line is longer than {MAX_LINE_BYTES} bytes")
         if not line.strip():
             raise EventRejected(i, "empty line")
         try:
