@@ -169,7 +169,8 @@ def analysis(r: dict[str, Any]) -> list[str]:
         split = (f" Per event {per:.1f} µs: validation {val / ab['events'] * 1e6:.1f} µs (one pydantic-core call "
                  f"for all envelopes and payloads of the batch), and {per - val / ab['events'] * 1e6:.1f} µs for "
                  "the fold in a transaction, canonical encoding, sha256 and the write.")
-        budget = f"; schema validation of every appended event (which DESIGN requires) takes {val / ab['events'] * 1e6:.1f} µs of them"
+        budget = (f"; schema validation of every appended event (which DESIGN requires) takes "
+                  f"{val / ab['events'] * 1e6:.1f} µs of them")
     out.append(f"- **batch append ≥ 200,000 events/s: {status}**, {ab['events_per_s']:,.0f} events/s.{split} "
                f"The target leaves 5 µs per event for validating, folding, encoding and hashing it{budget}.")
     l1, ln = r["latency_1k"], r["latency_n"]

@@ -77,7 +77,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("cohort-ledger", "orjson", "pydantic", "pydantic-core", "pyarrow", "eventsourcing"):
         try:
             versions[dist] = metadata.version(dist)

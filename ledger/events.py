@@ -175,7 +175,7 @@ def _envelope_union() -> Any:
             "id": NotRequired[EventId | None], "by": NotRequired[by | None]})
         envelope.__pydantic_config__ = ConfigDict(extra="forbid", strict=True)  # type: ignore[attr-defined]
         members.append(envelope)
-    return TypeAdapter(list[Annotated[Union[tuple(members)], Field(discriminator="type")]])  # type: ignore[arg-type]
+    return TypeAdapter(list[Annotated[Union[tuple(members)], Field(discriminator="type")]])  # type: ignore[misc, arg-type]
 
 
 _ENVELOPES = _envelope_union()

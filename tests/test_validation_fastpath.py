@@ -22,7 +22,8 @@ payloads = st.fixed_dictionaries(
     {"cohort_id": ids, "stage": st.sampled_from(["draft", "essay", "bad stage"]), "gen_id": ids},
     optional={"template_id": ids, "replicate": st.one_of(st.integers(-1, 3), st.booleans(), st.just("1")),
               "mode": st.sampled_from(["llm", "copy", "x", None]), "reason": st.sampled_from(["skip-existing", "x"]),
-              "parent_gen_id": st.one_of(st.none(), ids), "artifacts": st.dictionaries(ids, st.sampled_from(["0" * 64, "z"]), max_size=2),
+              "parent_gen_id": st.one_of(st.none(), ids),
+              "artifacts": st.dictionaries(ids, st.sampled_from(["0" * 64, "z"]), max_size=2),
               "extra": st.just(1), "description": texts},
 )
 envelopes = st.fixed_dictionaries(
