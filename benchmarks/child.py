@@ -21,7 +21,19 @@ import orjson
 
 
 def _maxrss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    """Peak RSS of this process image, in KiB.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child forked from the
+    harness (which holds a million generated events) would report the harness's size.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def build(ledger: str, out: str, full: bool) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def analysis(r: dict[str, Any]) -> list[str]:
                        "and decoding it creates each of those objects again: again O(state), not O(1).")
         rss = fb["peak_rss_bytes"]
         out.append(f"- **peak RSS ≤ 1 GiB: {'met' if rss <= GIB else 'not met'}**, {rss / 2**20:,.0f} MiB for the "
-                   "full build (its own process, `ru_maxrss`); the fold keeps one string per distinct "
+                   "full build (its own process image, `VmHWM`); the fold keeps one string per distinct "
                    "stage/cohort/template/model/mode value instead of one per event.")
     ab = r["append_batch"]
     status = "met" if ab["events_per_s"] >= 200_000 else "not met"
