@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
@@ -126,8 +125,3 @@ class EventsourcingPeer:
             count += len(notes)
             start = notes[-1].id + 1
 
-
-def timed(fn: Any, *args: Any) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - t0, result

@@ -38,7 +38,6 @@ from .report import render_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 10_000
-GIB = 1 << 30
 
 
 def log(msg: str) -> None:
