@@ -40,20 +40,39 @@ def write_all(fd: int, data: bytes) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically and durably (temp, fsync, rename, fsync dir)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    atomic_write_many({Path(path): data})
+
+
+def atomic_write_many(files: dict[Path, bytes]) -> None:
+    """Replace several files, staging all of them before renaming any.
+
+    Every new file is written and fsynced beside its target first; only when all are on disk
+    are they renamed into place, then their directories fsynced. A failure while staging (disk
+    full, file-size limit) therefore leaves every old file as it was and no temp file behind;
+    readers see each file old or new, never half of one.
+    """
+    staged: list[tuple[Path, Path]] = []
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        for path, data in files.items():
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            staged.append((tmp, path))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise environment_error(exc, f"writing {path}") from exc
+        for tmp, _ in staged:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        raise environment_error(exc, f"writing {staged[-1][1]}") from exc
+    try:
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        for parent in sorted({path.parent for path in files}):
+            fsync_dir(parent)
+    except OSError as exc:
+        raise environment_error(exc, f"replacing {path}") from exc

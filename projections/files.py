@@ -7,7 +7,8 @@ then removes files an earlier build wrote that the new state no longer has. A fi
 else has since replaced, or a name outside our own patterns, is never removed. Before
 writing a file it did not own yet, a build first records the union of old and new, so a
 crash mid-build never leaves a file of ours that the next build would take for someone
-else's.
+else's. Changed files are all staged (written and fsynced as temp files) before any is
+renamed into place, so a build that runs out of space leaves the previous set whole.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 import pyarrow as pa
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ledger.checkpoint import CHECKPOINT_DIR
 from ledger.errors import InvalidInputError
-from ledger.fsio import atomic_write, environment_error, fsync_dir
+from ledger.fsio import atomic_write, atomic_write_many, environment_error, fsync_dir
 from ledger.ids import IDENTIFIER_PATTERN
 from ledger.store import CONFIG_FILE, LOCK_FILE, LOG_FILE
 
@@ -105,25 +106,33 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _put(path: Path, data: bytes) -> bool:
-    """Atomically replace `path` with `data` unless it already holds exactly that; True if written.
+def _holds(path: Path, data: bytes) -> bool:
+    """True if `path` already holds exactly `data`.
 
     Skipping identical files keeps an incremental build from rewriting (and fsyncing) every
     cohort's CSV, and leaves their mtimes alone for tools that watch them.
     """
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
+        return path.stat().st_size == len(data) and path.read_bytes() == data
     except FileNotFoundError:
-        pass
+        return False
     except OSError as exc:
         raise environment_error(exc, f"reading {path}") from exc
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise environment_error(exc, f"creating {path.parent}") from exc
-    atomic_write(path, data)
-    return True
+
+
+def _make_parents(paths: Iterable[Path]) -> None:
+    for parent in sorted({p.parent for p in paths}):
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise environment_error(exc, f"creating {parent}") from exc
+
+
+def _put(path: Path, data: bytes) -> None:
+    """Atomically replace `path` with `data` unless it already holds exactly that."""
+    if not _holds(path, data):
+        _make_parents([path])
+        atomic_write(path, data)
 
 
 def _remove(out: Path, rel: str, digest: str) -> bool:
@@ -162,10 +171,10 @@ def replace_files(out: Path, files: dict[str, bytes], seq: int, chain_hash: str)
     if not digests.keys() <= before.keys():
         _put(out / OWNERSHIP_FILE, _record(previous["seq"] if previous else None,
                                            previous["hash"] if previous else None, {**digests, **before}))
-    written: list[str] = []
-    unchanged: list[str] = []
-    for rel in sorted(files):
-        (written if _put(out / rel, files[rel]) else unchanged).append(rel)
+    written = [rel for rel in sorted(files) if not _holds(out / rel, files[rel])]
+    unchanged = [rel for rel in sorted(files) if rel not in written]
+    _make_parents(out / rel for rel in written)
+    atomic_write_many({out / rel: files[rel] for rel in written})
     removed = [rel for rel in sorted(before.keys() - digests.keys()) if _remove(out, rel, before[rel])]
     _put(out / OWNERSHIP_FILE, _record(seq, chain_hash, digests))
     return Changes(written, unchanged, removed)

@@ -51,8 +51,8 @@ def test_build_refused_by_efbig_leaves_the_old_files(built: tuple[Path, Path]) -
 
 def test_build_refused_mid_way_leaves_every_file_whole(built: tuple[Path, Path], tmp_path: Path) -> None:
     """A limit that lets the small CSVs through but not the Parquet files: the build fails
-    part-way. Each file is then whole -- its old bytes or its new bytes, never a mix -- and
-    no temp file remains; the next build completes the set."""
+    part-way. Every projection file still holds its old bytes (nothing is renamed until all
+    are staged), no temp file remains, and the next build completes the set."""
     ledger, out = built
     old = files_of(out)
     fresh = tmp_path / "fresh"
@@ -64,10 +64,9 @@ def test_build_refused_mid_way_leaves_every_file_whole(built: tuple[Path, Path],
     r = run_cli("build", "--out", str(out), ledger=ledger, preexec_fn=fsize_limit(limit))
     assert r.returncode == 3, r.stderr
     now = files_of(out)
-    for rel, data in now.items():
-        assert data in (old.get(rel), new.get(rel)) or rel == PROJECTION, f"{rel} is neither old nor new"
+    # every changed file is staged before any is renamed: the failed build changed none of them
+    assert {k: v for k, v in now.items() if k != PROJECTION} == {k: v for k, v in old.items() if k != PROJECTION}
     assert all(rel in old or rel in new for rel in now), "a temp file was left behind"
-    # per file, not per build: some files may be new already; the record still names the old seq
     assert orjson.loads(now[PROJECTION])["seq"] == orjson.loads(old[PROJECTION])["seq"]
     assert run_cli("build", "--out", str(out), ledger=ledger).returncode == 0
     assert {k: v for k, v in files_of(out).items() if k != PROJECTION} == \

@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, ContextManager
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from .common import cli, emit_json, json_option, ledger_path
+from .common import cli, emit_json, json_option, ledger_path, progress_bar
 
 #: below this many log bytes to fold, a progress bar would only flicker
 _PROGRESS_MIN_BYTES = 32 << 20
-
-
-def _progress_bar() -> tuple[ContextManager[object], Callable[[int, int], None] | None]:
-    """A rich bar on stderr when it is a terminal; updates throttled to ~1 per MiB read."""
-    if not sys.stderr.isatty():
-        return nullcontext(), None
-    bar = Progress("folding", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True)
-    task = bar.add_task("fold", total=None, visible=False)
-    last = [0]
-
-    def update(done: int, total: int) -> None:
-        if total >= _PROGRESS_MIN_BYTES and done - last[0] >= 1 << 20 or done == total:
-            last[0] = done
-            bar.update(task, completed=done, total=total, visible=total >= _PROGRESS_MIN_BYTES)
-
-    return bar, update
 
 
 @cli.command()
@@ -46,8 +24,8 @@ def build(out_dir: Path | None, as_of: str | None, full: bool, as_json: bool) ->
     """Write manifest.parquet, membership.parquet and cohorts/<id>/membership.csv."""
     from projections import build as build_projections  # here: other commands need not load pyarrow
 
-    bar, progress = _progress_bar()
-    with bar:
+    with progress_bar(in_bytes=True, min_total=_PROGRESS_MIN_BYTES) as update:
+        progress = None if update is None else lambda done, total: update("folding", done, total)
         report = build_projections(ledger_path(), out_dir, as_of=as_of, full=full, progress=progress)
     if as_json:
         emit_json({**dataclasses.asdict(report), "checkpoint_used": report.checkpoint_used})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 import orjson
@@ -53,3 +54,33 @@ def emit_json_list(items: Iterable[Any]) -> None:
         out.write(sep + orjson.dumps(item))
         sep = b",\n"
     out.write(b"\n]\n" if sep != b"\n" else b"]\n")
+
+
+@contextmanager
+def progress_bar(*, in_bytes: bool = False, min_total: int = 0) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich bar per phase on stderr when it is a terminal; nothing otherwise (logs, pipes, CI).
+
+    Phases smaller than `min_total` are not shown (their bar would only flicker), and updates
+    are thinned to about one per 1/500 of the total, so per-batch callbacks stay cheap.
+    """
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    count = DownloadColumn() if in_bytes else MofNCompleteColumn()
+    with Progress(TextColumn("{task.description}"), BarColumn(), count, TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+        shown: dict[str, int] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if total < min_total or (done - shown.get(phase, -total) < total // 500 and done != total):
+                return
+            shown[phase] = done
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update

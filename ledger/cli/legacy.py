@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 import orjson
 
 from ..fsio import atomic_write
 from ..legacy import LegacyProblems, apply_export, apply_import, plan_export, plan_import
-from ..legacy.dataroot import ProgressFn
-from .common import cli, emit_json, json_option, open_ledger
+from .common import cli, emit_json, json_option, open_ledger, progress_bar
 
 data_root_option = click.option("--data-root", required=True, type=click.Path(path_type=Path),
                                 help="The pipeline's data directory (holding gens/ and cohorts/).")
-
-
-@contextmanager
-def progress_bar() -> Iterator[ProgressFn | None]:
-    """A rich bar on stderr when it is a terminal; nothing at all otherwise (logs, pipes, CI)."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done)
-
-        yield update
 
 
 def _fail(exc: LegacyProblems, data_root: Path, as_json: bool, report: Path | None = None) -> None:
