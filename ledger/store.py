@@ -252,7 +252,8 @@ class Ledger:
         if expected_seq is not None and state.seq != expected_seq:
             raise ConflictError(expected_seq, state.seq)
         at = max(utc_now(), state.at)
-        token = uuid.uuid4().hex  # generated ids: <token>-<index in batch>, unique per batch
+        # generated ids: <token>-<index in batch>, unique per batch (no uuid4 when every id is given)
+        token = uuid.uuid4().hex if any(ev.id is None for ev in batch) else ""
         seqs: list[int] = []
         written: list[tuple[int, int, _Pending, str]] = []
         with state.transaction():
