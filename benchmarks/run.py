@@ -342,7 +342,8 @@ def baseline_a(work: Path, head: list[Event], res: dict[str, Any]) -> dict[str, 
     stamp = tree / "complete.stamp"
     gens = [ev for ev in head if ev["type"] == "generation.created"]
     digest = hashlib.sha256(b"".join(baselines.metadata_json(ev["data"]).encode() for ev in gens)).hexdigest()
-    if not (stamp.is_file() and stamp.read_text() == digest):
+    reused = stamp.is_file() and stamp.read_text() == digest
+    if not reused:
         shutil.rmtree(tree, ignore_errors=True)
         tree.mkdir(parents=True)
         t0 = time.perf_counter()
@@ -352,7 +353,7 @@ def baseline_a(work: Path, head: list[Event], res: dict[str, Any]) -> dict[str, 
     else:
         log(f"baseline A: reusing the identical {len(gens):,}-file tree from a previous run")
     seconds = clock(lambda: baselines.scan_gens_tree(tree / "data", work / "baseline-a.parquet"))
-    out: dict[str, Any] = {"generations": len(gens), "seconds": seconds}
+    out: dict[str, Any] = {"generations": len(gens), "seconds": seconds, "tree_reused": reused}
     line = f"baseline A (scan {len(gens):,} metadata.json -> manifest.parquet): {seconds:.3f} s"
     if "seconds" in res["full_build"]:
         out["vs_full_build"] = seconds / res["full_build"]["seconds"]
