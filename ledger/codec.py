@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-HASH_SUFFIX_LEN = len(b',"hash":"') + 64 + len(b'"}')  # bytes after C[:-1], before "\n"
-_HASH_KEY = b',"hash":"'
+HASH_KEY = b',"hash":"'
+HASH_SUFFIX_LEN = len(HASH_KEY) + 64 + len(b'"}')  # bytes after C[:-1], before "\n"
 
 
 def canonical(obj: Any) -> bytes:
@@ -37,18 +37,3 @@ def encode_line(envelope: dict[str, Any]) -> tuple[bytes, str]:
     body = canonical(envelope)
     digest = chain_hash(envelope["prev"], body)
     return b'%b,"hash":"%b"}\n' % (body[:-1], digest.encode("ascii")), digest
-
-
-def split_line(line: bytes) -> tuple[bytes, str] | None:
-    """(C, stored hash) of a line without its `\n`, or None when the layout is broken."""
-    if len(line) < HASH_SUFFIX_LEN + 2 or not line.endswith(b'"}'):
-        return None
-    cut = len(line) - HASH_SUFFIX_LEN
-    if line[cut : cut + len(_HASH_KEY)] != _HASH_KEY:
-        return None
-    stored = line[cut + len(_HASH_KEY) : -2]
-    try:
-        digest = stored.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    return line[:cut] + b"}", digest

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from orjson import JSONDecodeError, loads
 
-from .codec import HASH_SUFFIX_LEN
+from .codec import HASH_KEY, HASH_SUFFIX_LEN
 from .errors import CorruptLogError
 
 CHUNK = 8 << 20
@@ -48,7 +48,7 @@ def check_line(line: bytes, seq: int, prev: str) -> dict[str, Any]:
     """
     n = len(line)
     cut = n - HASH_SUFFIX_LEN
-    if cut < 1 or not line.startswith(b',"hash":"', cut) or not line.endswith(b'"}'):
+    if cut < 1 or not line.startswith(HASH_KEY, cut) or not line.endswith(b'"}'):
         raise CorruptLogError(seq, 'line does not end with the ,"hash":"<hex>"} layout')
     stored = line[n - 66 : n - 2]
     try:
