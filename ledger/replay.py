@@ -40,6 +40,14 @@ def apply_recorded(state: State, ev: dict[str, Any]) -> None:
     state.hash = ev["hash"]
 
 
+def starting_point(ledger_dir: Path, config: LedgerConfig, log_path: Path, max_seq: int | None = None,
+                   use_checkpoints: bool = True) -> tuple[State, Position]:
+    """Where a fold begins: the newest valid checkpoint at or before `max_seq`, else an empty
+    state at the genesis position (seq 0, offset 0). A checkpoint is never at seq 0."""
+    found = load_latest(ledger_dir, config, log_path, max_seq=max_seq) if use_checkpoints else None
+    return found if found is not None else (State(config), Position(0, genesis_prev(config.ledger_id), 0))
+
+
 @dataclass(frozen=True)
 class Replayed:
     """A state folded from the log, and how it was obtained."""
@@ -106,13 +114,10 @@ def replay(ledger_dir: Path, config: LedgerConfig, log_path: Path, as_of: AsOf =
     one > time has no such prefix, and is refused rather than guessed at.
     A time as-of always replays from seq 1: checkpoints are indexed by seq, not time.
     """
-    state, start, resumed = State(config), Position(0, genesis_prev(config.ledger_id), 0), None
     max_seq = as_of if isinstance(as_of, int) else None
     moment = as_of if isinstance(as_of, datetime) else None
-    if use_checkpoints and moment is None:
-        found = load_latest(ledger_dir, config, log_path, max_seq=max_seq)
-        if found is not None:
-            (state, start), resumed = found, found[1].seq
+    state, start = starting_point(ledger_dir, config, log_path, max_seq, use_checkpoints and moment is None)
+    resumed = start.seq or None
     total = os.stat(log_path).st_size if progress is not None else 0
     scanner = LogScanner(log_path, start, stop_after=max_seq)
     boundary, folded = start, 0

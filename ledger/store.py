@@ -28,8 +28,8 @@ from .events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, up
 from .parallel import count_events, verify_split
 from .perf import paused_gc
 from .fsio import atomic_write, environment_error, fsync_dir, write_all
-from .checkpoint import CHECKPOINT_DIR, load_latest
-from .replay import apply_recorded
+from .checkpoint import CHECKPOINT_DIR
+from .replay import apply_recorded, starting_point
 from .scan import LogScanner, Position, Tail
 from .state import DomainError, State
 
@@ -158,11 +158,8 @@ class Ledger:
     def _refresh(self) -> Tail:
         """Fold the batches committed since our position; return what follows them."""
         if self._state is None:
-            self._state, self._pos, self._index = State(self.config), self._genesis, [self._genesis]
-            resumed = load_latest(self.path, self.config, self.log_path)
-            if resumed is not None:
-                self._state, self._pos = resumed
-                self._index.append(self._pos)
+            self._state, self._pos = starting_point(self.path, self.config, self.log_path)
+            self._index = [self._genesis] + ([self._pos] if self._pos.seq else [])
         try:
             size = os.stat(self.log_path).st_size
         except OSError as exc:
