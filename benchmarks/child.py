@@ -53,9 +53,9 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
     from pathlib import Path
 
     from ledger import Ledger
-    from ledger.checkpoint import write_checkpoint
-    from ledger.perf import paused_gc
-    from ledger.replay import replay
+    from ledger.log.checkpoint import write_checkpoint
+    from ledger.log.perf import paused_gc
+    from ledger.app.replay import replay
     from projections.build import render
     from projections.files import replace_files
 

@@ -17,7 +17,7 @@ import hashlib
 from itertools import islice
 from typing import Any, Iterator
 
-from ledger.ids import gen_id
+from ledger.domain.ids import gen_id
 
 COHORT_A = "creative_sweep_2026_q3"
 COHORT_B = "best_novelty_all_evals"

@@ -111,7 +111,7 @@ def analysis(r: dict[str, Any]) -> list[str]:
     if v["events_per_s"] >= 400_000:
         out.append(f"- **verify: met**, {v['events_per_s']:,.0f} events/s{one}. The scan streams events instead "
                    "of holding 10,000-event batches, and `verify` scans the two halves of the log on two cores "
-                   "(`ledger/parallel.py`; the second half starts at a batch boundary whose claimed position the "
+                   "(`ledger/log/parallel.py`; the second half starts at a batch boundary whose claimed position the "
                    "first half's scan must reach exactly, otherwise the sequential scan runs and names the bad seq).")
     else:
         out.append(f"- **verify: not met**, {v['events_per_s']:,.0f} events/s{one}. It scans the two halves of "
@@ -133,7 +133,7 @@ def analysis(r: dict[str, Any]) -> list[str]:
         out.append(f"- **full build ≤ 1.0× floor: {status}**, {fb['seconds']:.2f} s = {fb['vs_floor']:.2f}× the "
                    f"floor's {floor:.2f} s.{parts} Reaching 1.0× needs a fold that does not run Python code per "
                    "event (columnar or native), i.e. a second implementation of the domain rules beside "
-                   "`ledger/state.py`; DESIGN wants one fold for append-time rules and projections, and the brief "
+                   "`ledger/domain/state.py`; DESIGN wants one fold for append-time rules and projections, and the brief "
                    "forbids twins, so the one fold was made cheaper instead (no batch retention, shared strings, "
                    "positional construction) and the miss is reported.")
         ib = r["incremental_build"]

@@ -26,11 +26,11 @@ from typing import Any, Callable
 import orjson
 
 from ledger import Ledger
-from ledger.codec import genesis_prev
-from ledger.events import normalize_batch
-from ledger.parallel import count_events
-from ledger.perf import paused_gc
-from ledger.scan import LogScanner, Position
+from ledger.log.codec import genesis_prev
+from ledger.domain.events import normalize_batch
+from ledger.log.parallel import count_events
+from ledger.log.perf import paused_gc
+from ledger.log.scan import LogScanner, Position
 
 from . import baselines
 from .generate import Event, batches, fresh_drafts, stream

@@ -1,6 +1,6 @@
 """cohort-ledger: an event-sourced, hash-chained ledger of cohort membership."""
 
-from .config import LedgerConfig
+from .domain.config import LedgerConfig
 from .errors import (
     CheckFailed,
     ConflictError,
@@ -12,9 +12,9 @@ from .errors import (
     NewerFormatError,
     NotALedgerError,
 )
-from .events import EventIn, RecordedEvent
-from .state import Cohort, Generation, State
-from .store import Head, Ledger, RepairReport, VerifyReport
+from .domain.events import EventIn, RecordedEvent
+from .domain.state import Cohort, Generation, State
+from .app.service import Head, Ledger, RepairReport, VerifyReport
 
 __all__ = [
     "CheckFailed",

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ledger.checkpoint import latest_seq, write_checkpoint
-from ledger.codec import genesis_prev
-from ledger.perf import paused_gc
-from ledger.replay import Progress, parse_as_of, replay
-from ledger.state import State
-from ledger.store import Ledger
+from ledger.log.checkpoint import latest_seq, write_checkpoint
+from ledger.log.codec import genesis_prev
+from ledger.log.perf import paused_gc
+from ledger.app.replay import Progress, parse_as_of, replay
+from ledger.domain.state import State
+from ledger.app.service import Ledger
 
 from .files import check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table

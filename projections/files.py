@@ -23,11 +23,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ledger.checkpoint import CHECKPOINT_DIR
+from ledger.log.checkpoint import CHECKPOINT_DIR
 from ledger.errors import InvalidInputError
-from ledger.fsio import atomic_write, atomic_write_many, environment_error, fsync_dir
-from ledger.ids import IDENTIFIER_PATTERN
-from ledger.store import CONFIG_FILE, LOCK_FILE, LOG_FILE
+from ledger.log.fsio import atomic_write, atomic_write_many, environment_error, fsync_dir
+from ledger.domain.ids import IDENTIFIER_PATTERN
+from ledger.app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
 
 OWNERSHIP_FILE = "_projection.json"
 FORMAT = "cohort-ledger-projection"

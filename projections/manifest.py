@@ -11,7 +11,7 @@ from operator import attrgetter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ledger.state import METADATA_KEYS, Generation, State
+from ledger.domain.state import METADATA_KEYS, Generation, State
 
 from .order import sorted_by_stage
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ledger.state import State
+from ledger.domain.state import State
 
 from .order import sorted_by_stage
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ledger.state import State
+from ledger.domain.state import State
 
 
 def sorted_by_stage(table: pa.Table, state: State, leading: tuple[str, ...]) -> pa.Table:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from ledger import ConflictError, Ledger, LedgerEnvironmentError
-from ledger.codec import encode_line
+from ledger.log.codec import encode_line
 
 LOG = "events.jsonl"
 FAULTS = Path(__file__).resolve()

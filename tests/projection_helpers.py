@@ -9,8 +9,8 @@ from typing import Any, Iterable
 from hypothesis import strategies as st
 
 from ledger import Ledger, LedgerConfig, State
-from ledger.events import normalize_batch
-from ledger.state import DomainError
+from ledger.domain.events import normalize_batch
+from ledger.domain.state import DomainError
 
 COHORTS = ("A", "B", "c.2", "D-x")
 RENAMES = (("cohort_id", "origin_cohort_id"), ("template_id", "template"))

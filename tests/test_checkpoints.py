@@ -8,7 +8,7 @@ import orjson
 from conftest import created
 
 from ledger import Ledger
-from ledger.checkpoint import KEEP, list_checkpoints, load_latest, state_to_bytes
+from ledger.log.checkpoint import KEEP, list_checkpoints, load_latest, state_to_bytes
 from projections import build
 
 

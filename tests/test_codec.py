@@ -17,10 +17,10 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ledger.codec import HASH_SUFFIX_LEN, canonical, chain_hash, encode_line, genesis_prev
+from ledger.log.codec import HASH_SUFFIX_LEN, canonical, chain_hash, encode_line, genesis_prev
 from ledger.errors import CorruptLogError
-from ledger.events import normalize_batch
-from ledger.scan import check_line
+from ledger.domain.events import normalize_batch
+from ledger.log.scan import check_line
 
 IDENT = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", fullmatch=True)
 TEXT = st.text(min_size=1, max_size=40)  # any unicode except lone surrogates

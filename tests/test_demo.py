@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_cli
 from ledger import Ledger
-from ledger.hooks import hook_event_id
+from ledger.cohorts.hooks import hook_event_id
 
 projections = pytest.importorskip("projections")
 if not hasattr(projections, "build"):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ledger import EventRejected, Ledger
-from ledger.events import EventIn
-from ledger.hooks import PipelineRecorder, hook_event_id
+from ledger.domain.events import EventIn
+from ledger.cohorts.hooks import PipelineRecorder, hook_event_id
 
 SHA = "ab" * 32
 
@@ -20,7 +20,7 @@ SHA = "ab" * 32
 RUN_SCRIPT = r"""
 import sys, time
 from pathlib import Path
-from ledger.hooks import PipelineRecorder
+from ledger.cohorts.hooks import PipelineRecorder
 
 ledger_path, go = sys.argv[1], Path(sys.argv[2])
 while not go.exists():

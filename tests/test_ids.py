@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REFERENCE
-from ledger.ids import GEN_ID_PREFIX, SIGNATURE_FIELDS, gen_id, is_identifier, signature_key, signature_text
+from ledger.domain.ids import GEN_ID_PREFIX, SIGNATURE_FIELDS, gen_id, is_identifier, signature_key, signature_text
 
 GENS = REFERENCE / "data" / "gens"
 

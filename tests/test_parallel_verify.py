@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from ledger import CorruptLogError, Ledger
-from ledger import parallel
-from ledger.parallel import count_events, verify_split
-from ledger.scan import LogScanner
+from ledger.log import parallel
+from ledger.log.parallel import count_events, verify_split
+from ledger.log.scan import LogScanner
 
 from conftest import created
 

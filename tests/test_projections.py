@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from projection_helpers import append_in_batches, batch_sizes, event_logs, snapshot
 
 from ledger import Ledger
-from ledger.checkpoint import state_from_bytes, state_to_bytes
-from ledger.scan import Position
+from ledger.log.checkpoint import state_from_bytes, state_to_bytes
+from ledger.log.scan import Position
 from projections import build
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

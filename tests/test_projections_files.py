@@ -14,7 +14,7 @@ from conftest import created, run_cli
 from projection_helpers import snapshot
 
 from ledger import CorruptLogError, InvalidInputError, Ledger
-from ledger.codec import encode_line, genesis_prev
+from ledger.log.codec import encode_line, genesis_prev
 from projections import build
 
 

@@ -14,7 +14,7 @@ from conftest import created
 from faults import FAULTS, draft_events
 
 from ledger import EventRejected, Ledger
-from ledger.codec import genesis_prev
+from ledger.log.codec import genesis_prev
 
 WRITERS = 8
 OPS = 12

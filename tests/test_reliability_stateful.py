@@ -1,6 +1,6 @@
 """Random valid and invalid operations against the library, checked against a model.
 
-The model is written from DESIGN §3-4 alone (it does not use ledger/state.py): membership,
+The model is written from DESIGN §3-4 alone (it does not use ledger/domain/state.py): membership,
 origin metadata, seals, key renames and client ids. After every step the state of a freshly
 opened ledger must equal the model, each append must return what the model predicts, and an
 operation the model says is invalid (or a conflict, or a no-op) must leave the log's bytes as

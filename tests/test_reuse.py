@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from conftest import created, jsonl, run_cli
 from ledger import ConflictError, InvalidInputError, Ledger, LedgerConfig, State
-from ledger.ids import gen_id
-from ledger.reuse import Wanted, apply_plan, plan_and_apply, plan_reuse, read_wanted
+from ledger.domain.ids import gen_id
+from ledger.cohorts.reuse import Wanted, apply_plan, plan_and_apply, plan_reuse, read_wanted
 
 ORIGINS = ("A", "B", "C", "T")
 SIGS = [{"parent_gen_id": e, "template_id": t, "llm_model_id": "m1"} for e in ("e1", "e2") for t in ("t1", "T2")]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import created
 from ledger import InvalidInputError, Ledger
-from ledger.scope import CohortScope
+from ledger.cohorts.scope import CohortScope
 
 S = pa.string()
 MEMBERSHIP_SCHEMA = pa.schema([("cohort_id", S), ("stage", S), ("gen_id", S), ("origin_cohort_id", S),

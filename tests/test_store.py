@@ -12,8 +12,8 @@ import pytest
 from conftest import created, event, log_bytes
 from ledger import (ConflictError, CorruptLogError, EventRejected, InvalidInputError, Ledger, NewerFormatError,
                     NotALedgerError)
-from ledger import events as event_models
-from ledger.codec import encode_line, genesis_prev
+from ledger.domain import events as event_models
+from ledger.log.codec import encode_line, genesis_prev
 
 AT_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

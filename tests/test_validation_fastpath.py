@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ledger.errors import EventRejected
-from ledger.events import _ENVELOPES, _raise_first_invalid, normalize_batch
+from ledger.domain.events import _ENVELOPES, _raise_first_invalid, normalize_batch
 
 ids = st.sampled_from(["g1", "d_5ezrffv9uf3lr37d", "", "-x", "a/b", "x" * 129, "é"])
 texts = st.one_of(st.none(), st.sampled_from(["", "ok", "x" * 4097, "run 1"]), st.integers())

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..errors import LedgerError
-from ..fsio import ENVIRONMENT_ERRNOS
+from ..log.fsio import ENVIRONMENT_ERRNOS
 from .common import cli
 from . import build, cohorts, core, demo, legacy  # noqa: F401  (registers commands)
 

@@ -11,12 +11,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..admin import rename_key as rename_key_op
-from ..admin import seal_cohort
+from ..cohorts.admin import rename_key as rename_key_op
+from ..cohorts.admin import seal_cohort
 from ..errors import InvalidInputError
-from ..history import cohort_history
-from ..reuse import plan_and_apply, plan_reuse, read_wanted
-from ..scope import CohortScope
+from ..cohorts.history import cohort_history
+from ..cohorts.reuse import plan_and_apply, plan_reuse, read_wanted
+from ..cohorts.scope import CohortScope
 from .common import cli, emit_json, emit_json_list, json_option, open_ledger
 
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator
 import click
 import orjson
 
-from ..store import Ledger
+from ..app.service import Ledger
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,10 +7,10 @@ from typing import Any, BinaryIO, Iterator
 import click
 import orjson
 
-from ..config import parse_parents
+from ..domain.config import parse_parents
 from ..errors import CheckFailed, EventRejected
-from ..events import RecordedEvent
-from ..store import Ledger
+from ..domain.events import RecordedEvent
+from ..app.service import Ledger
 from .common import cli, emit_json, emit_json_list, json_option, ledger_path, open_ledger
 
 

@@ -13,7 +13,7 @@ from .common import cli
 @click.argument("directory", default="ledger-demo", type=click.Path(path_type=Path))
 def demo(directory: Path) -> None:
     """Run the end-to-end example in DIRECTORY (its ledger/ subdirectory must not exist yet)."""
-    from ..demo import run_demo  # imports pyarrow and projections: only when the demo runs
+    from .demo_story import run_demo  # imports pyarrow and projections: only when the demo runs
 
     result = run_demo(directory, say=click.echo)
     click.echo(f"\nDone. Try: cohort-ledger --ledger {result.ledger_path} show cohort-b")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from ..fsio import atomic_write
+from ..log.fsio import atomic_write
 from ..legacy import LegacyProblems, apply_export, apply_import, plan_export, plan_import
 from .common import cli, emit_json, json_option, open_ledger, progress_bar
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fsio import atomic_write
-from ..state import Generation, State
+from ..log.fsio import atomic_write
+from ..domain.state import Generation, State
 from .dataroot import ProgressFn, metadata_path, relative, resolve_data_root, tick
 from .metadata import ORIGIN_KEYS, null_if_missing, parse_json_object
 from .problems import LegacyProblems, Problem, sorted_problems

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..ids import is_identifier
-from ..state import State
-from ..store import Ledger
+from ..domain.ids import is_identifier
+from ..domain.state import State
+from ..app.service import Ledger
 from .dataroot import ProgressFn, membership_files, metadata_files, relative, resolve_data_root, tick
 from .membership import MembershipFile, MembershipRow, MembershipShapeError, read_membership_csv
 from .metadata import Origin, normalize_metadata, parse_json_object, parse_replicate

@@ -20,14 +20,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from .admin import rename_key, seal_cohort
-from .errors import EventRejected
-from .history import HistoryEntry, cohort_history
-from .hooks import PipelineRecorder
-from .ids import gen_id
-from .reuse import ReusePlan, Wanted, plan_and_apply
-from .scope import CohortScope
-from .store import Head, Ledger
+from ..cohorts.admin import rename_key, seal_cohort
+from ..errors import EventRejected
+from ..cohorts.history import HistoryEntry, cohort_history
+from ..cohorts.hooks import PipelineRecorder
+from ..domain.ids import gen_id
+from ..cohorts.reuse import ReusePlan, Wanted, plan_and_apply
+from ..cohorts.scope import CohortScope
+from ..app.service import Head, Ledger
 
 Say = Callable[[str], None]
 OPERATOR = {"actor": "ops-oncall", "source": "demo"}

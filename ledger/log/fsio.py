@@ -11,7 +11,7 @@ import errno
 import os
 from pathlib import Path
 
-from .errors import LedgerEnvironmentError
+from ..errors import LedgerEnvironmentError
 
 #: errnos that mean "the machine refused", which the CLI reports with exit 3
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EIO}

@@ -15,14 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .checkpoint import load_latest
-from .codec import genesis_prev
-from .config import LedgerConfig
-from .errors import CorruptLogError, InvalidInputError
-from .events import upcast
-from .perf import paused_gc
-from .scan import LogScanner, Position
-from .state import DomainError, State
+from ..log.checkpoint import load_latest
+from ..log.codec import genesis_prev
+from ..domain.config import LedgerConfig
+from ..errors import CorruptLogError, InvalidInputError
+from ..domain.events import upcast
+from ..log.perf import paused_gc
+from ..log.scan import LogScanner, Position
+from ..domain.state import DomainError, State
 
 
 def apply_recorded(state: State, ev: dict[str, Any]) -> None:

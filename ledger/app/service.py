@@ -21,17 +21,17 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 import orjson
 
-from .codec import canonical, encode_line, genesis_prev
-from .config import LedgerConfig
-from .errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
-from .events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
-from .parallel import count_events, verify_split
-from .perf import paused_gc
-from .fsio import atomic_write, environment_error, fsync_dir, write_all
-from .checkpoint import CHECKPOINT_DIR
+from ..log.codec import canonical, encode_line, genesis_prev
+from ..domain.config import LedgerConfig
+from ..errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
+from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
+from ..log.parallel import count_events, verify_split
+from ..log.perf import paused_gc
+from ..log.fsio import atomic_write, environment_error, fsync_dir, write_all
+from ..log.checkpoint import CHECKPOINT_DIR
 from .replay import apply_recorded, starting_point
-from .scan import LogScanner, Position, Tail
-from .state import DomainError, State
+from ..log.scan import LogScanner, Position, Tail
+from ..domain.state import DomainError, State
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"

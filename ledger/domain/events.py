@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
-from .errors import EventRejected, NewerFormatError
+from ..errors import EventRejected, NewerFormatError
 from .ids import IDENTIFIER_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]

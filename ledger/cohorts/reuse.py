@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Iterable, Sequence
 
-from .errors import ConflictError, InvalidInputError
-from .ids import SIGNATURE_FIELDS, gen_id, is_identifier, signature_key
-from .state import Generation, State
-from .store import Ledger
+from ..errors import ConflictError, InvalidInputError
+from ..domain.ids import SIGNATURE_FIELDS, gen_id, is_identifier, signature_key
+from ..domain.state import Generation, State
+from ..app.service import Ledger
 
 REASON = "skip-existing"
 #: Upper bound on one signature's wanted replicates: a typo must not plan a million gens.

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from orjson import JSONDecodeError, loads
 
 from .codec import HASH_KEY, HASH_SUFFIX_LEN
-from .errors import CorruptLogError
+from ..errors import CorruptLogError
 
 CHUNK = 8 << 20
 

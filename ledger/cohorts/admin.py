@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .store import Ledger
+from ..app.service import Ledger
 
 
 def seal_cohort(ledger: Ledger, cohort_id: str, reason: str | None = None,

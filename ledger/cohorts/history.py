@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .errors import InvalidInputError
-from .store import Ledger
+from ..errors import InvalidInputError
+from ..app.service import Ledger
 
 #: events that add (+1) or remove (-1) a member of the cohort they name
 _MEMBERSHIP_DELTA = {"generation.created": 1, "generation.reused": 1, "generation.removed": -1}

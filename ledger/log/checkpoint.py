@@ -22,12 +22,12 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 
-from .config import LedgerConfig
-from .errors import CorruptLogError
+from ..domain.config import LedgerConfig
+from ..errors import CorruptLogError
 from .fsio import atomic_write
 from .perf import paused_gc
 from .scan import Position, check_line
-from .state import Cohort, Generation, State
+from ..domain.state import Cohort, Generation, State
 
 FORMAT = "cohort-ledger-checkpoint"
 VERSION = 1

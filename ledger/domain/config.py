@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import orjson
 
-from .errors import InvalidInputError, NewerFormatError, NotALedgerError
+from ..errors import InvalidInputError, NewerFormatError, NotALedgerError
 from .ids import is_identifier
 
 FORMAT_NAME = "cohort-ledger"

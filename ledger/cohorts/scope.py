@@ -1,0 +1,187 @@
+"""CohortScope: the one answer to "which gens is cohort C made of" (DESIGN §6).
+
+Pipeline code, report scripts and the CLI's `show` all ask through this class, over either
+a ledger (the fold, always current) or a projection directory (`manifest.parquet` +
+`membership.parquet`, the fast path that needs no replay). Both sources are loaded into the
+same index and every query runs on that index, so the two cannot give different answers
+for the same log prefix.
+
+A scope is a snapshot: it reflects the ledger's state (or the projection) at the moment it
+was built, reported as `seq`. Build a new one to see later events.
+
+pyarrow is imported where a Parquet file or an Arrow table is touched, not at module load:
+the CLI's `show` uses this class too, and a command line should not pay for numpy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+
+import orjson
+
+from ..errors import InvalidInputError
+from ..domain.state import State
+from ..app.service import Ledger
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MANIFEST = "manifest.parquet"
+MEMBERSHIP = "membership.parquet"
+PROJECTION_INFO = "_projection.json"
+#: Origin metadata fields, in manifest order; the origin is always `origin_cohort_id` here,
+#: whatever the rename state calls the manifest column.
+METADATA_FIELDS = ("stage", "gen_id", "origin_cohort_id", "template_id", "combo_id", "llm_model_id",
+                   "parent_gen_id", "replicate", "mode", "created_seq", "materialized")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One active (cohort, gen) membership."""
+
+    cohort_id: str
+    stage: str
+    gen_id: str
+    origin_cohort_id: str
+    reused: bool
+    added_seq: int
+
+
+class CohortScope:
+    """Active membership and origin metadata, queried the same way from either source."""
+
+    def __init__(self, stages: Iterable[str], generations: Iterable[dict[str, Any]],
+                 members: Iterable[Member], seq: int | None) -> None:
+        self.seq = seq
+        self._rank = {s: i for i, s in enumerate(stages)}
+        self._gens = {g["gen_id"]: g for g in generations}
+        self._members: dict[str, dict[str, Member]] = {}
+        for m in members:
+            self._members.setdefault(m.cohort_id, {})[m.gen_id] = m
+
+    # -- sources ------------------------------------------------------------------------
+    @classmethod
+    def from_state(cls, state: State) -> "CohortScope":
+        gens = [{
+            "stage": g.stage, "gen_id": g.gen_id, "origin_cohort_id": g.origin_cohort_id,
+            "template_id": g.template_id, "combo_id": g.combo_id, "llm_model_id": g.llm_model_id,
+            "parent_gen_id": g.parent_gen_id, "replicate": g.replicate, "mode": g.mode,
+            "created_seq": g.created_seq, "materialized": g.materialized_seq is not None,
+        } for g in state.generations.values()]
+        members = []
+        for cohort in state.cohorts.values():
+            for gid, added in cohort.members.items():
+                gen = state.generations[gid]
+                members.append(Member(cohort.cohort_id, gen.stage, gid, gen.origin_cohort_id,
+                                      gen.origin_cohort_id != cohort.cohort_id, added))
+        return cls(state.config.stages, gens, members, state.seq)
+
+    @classmethod
+    def from_ledger(cls, ledger: Ledger | str | os.PathLike[str]) -> "CohortScope":
+        led = ledger if isinstance(ledger, Ledger) else Ledger.open(ledger)
+        return cls.from_state(led.state)
+
+    @classmethod
+    def from_projection(cls, out_dir: str | os.PathLike[str]) -> "CohortScope":
+        """Read `manifest.parquet` and `membership.parquet` as `build` wrote them."""
+        out = Path(out_dir)
+        manifest = _read_parquet(out / MANIFEST)
+        membership = _read_parquet(out / MEMBERSHIP)
+        origin_col = "origin_cohort_id" if "origin_cohort_id" in manifest.column_names else "cohort_id"
+        gens = []
+        stages: dict[str, None] = {}  # manifest rows are in stage order: first sightings give it
+        for row in manifest.to_pylist():
+            row["origin_cohort_id"] = row[origin_col]
+            stages.setdefault(row["stage"], None)
+            gens.append({k: row.get(k) for k in METADATA_FIELDS})
+        members = [Member(r["cohort_id"], r["stage"], r["gen_id"], r["origin_cohort_id"], r["reused"], r["added_seq"])
+                   for r in membership.to_pylist()]
+        return cls(stages, gens, members, _projection_seq(out))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "CohortScope":
+        """A ledger directory (has ledger.json) or a projection directory (has membership.parquet)."""
+        p = Path(path)
+        if (p / MEMBERSHIP).is_file() and not (p / "ledger.json").is_file():
+            return cls.from_projection(p)
+        return cls.from_ledger(p)
+
+    # -- queries ------------------------------------------------------------------------
+    def cohorts(self) -> list[str]:
+        """Cohorts with at least one active member, sorted (what a projection can know of)."""
+        return sorted(c for c, m in self._members.items() if m)
+
+    def active_stage_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
+        """The cohort's active gens of one stage, sorted; empty for an unknown cohort."""
+        return sorted(g for g, m in self._members.get(cohort_id, {}).items() if m.stage == stage)
+
+    def origin_metadata(self, gen_id: str) -> dict[str, Any]:
+        """A gen's origin metadata (METADATA_FIELDS), never changed by reuse or removal."""
+        try:
+            return dict(self._gens[gen_id])
+        except KeyError:
+            raise InvalidInputError(f"generation {gen_id} is unknown") from None
+
+    def is_reused(self, cohort_id: str, gen_id: str) -> bool:
+        """True iff the gen is an active member of the cohort and originates elsewhere."""
+        m = self._members.get(cohort_id, {}).get(gen_id)
+        return m is not None and m.reused
+
+    def members(self, cohort_id: str, stage: str | None = None) -> list[dict[str, Any]]:
+        """The "cohort manifest": each active member with its origin metadata, in stage then gen order."""
+        rows = [m for m in self._members.get(cohort_id, {}).values() if stage is None or m.stage == stage]
+        rows.sort(key=lambda m: (self._rank.get(m.stage, len(self._rank)), m.stage, m.gen_id))
+        return [{**self._gens[m.gen_id], "cohort_id": m.cohort_id, "reused": m.reused, "added_seq": m.added_seq}
+                for m in rows]
+
+    def filter(self, table: T, cohort_id: str, stage: str | None = None, gen_id_column: str = "gen_id") -> T:
+        """Keep only the rows of `table` whose gen is an active member of the cohort (of `stage`).
+
+        `table` is a pyarrow Table, or a pandas DataFrame when pandas is installed; rows keep
+        their order. Scores and pivots computed on the result agree with the membership.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        members = self._members.get(cohort_id, {})
+        keep = sorted(g for g, m in members.items() if stage is None or m.stage == stage)
+        if isinstance(table, pa.Table):
+            if gen_id_column not in table.column_names:
+                raise InvalidInputError(f"table has no column {gen_id_column!r}")
+            column = table[gen_id_column]
+            kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+            mask = pc.fill_null(pc.is_in(column, value_set=pa.array(keep, type=pa.string()).cast(kind)), False)
+            return table.filter(mask)  # type: ignore[return-value]
+        pandas = sys.modules.get("pandas")
+        if pandas is not None and isinstance(table, pandas.DataFrame):
+            if gen_id_column not in table.columns:
+                raise InvalidInputError(f"table has no column {gen_id_column!r}")
+            return table[table[gen_id_column].isin(keep)]  # type: ignore[no-any-return]
+        raise TypeError(f"filter takes a pyarrow Table or a pandas DataFrame, not {type(table).__name__}")
+
+
+def _read_parquet(path: Path) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path} is missing: run `cohort-ledger build` first") from None
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InvalidInputError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _projection_seq(out: Path) -> int | None:
+    try:
+        info = orjson.loads((out / PROJECTION_INFO).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    seq = info.get("seq") if isinstance(info, dict) else None
+    return seq if isinstance(seq, int) else None
