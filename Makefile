@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 N ?= 100000
+# every optional integration is installed for the tests: their suites run in CI, never skip
+EXTRAS := test,dagster,s3,report
 TRIALS ?= 200
 
 .PHONY: demo test bench soak clean
@@ -11,13 +13,13 @@ TRIALS ?= 200
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS),bench]'
 	touch $(BENCH_STAMP)
 
 # The performance harness (not part of `make test`): figures to benchmarks/results/ and docs/benchmarks.md.
