@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import os
+import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -28,14 +29,17 @@ from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_b
 from ..log.parallel import count_events, verify_split
 from ..log.perf import paused_gc
 from ..log.fsio import atomic_write, environment_error, fsync_dir, write_all
-from ..log.checkpoint import CHECKPOINT_DIR
+from ..log.checkpoint import CHECKPOINT_DIR, position_matches
+from .facts import BOUNDARY_EVERY, CACHE_LIMIT, FactIndex, IndexedState
 from .replay import apply_recorded, starting_point
 from ..log.scan import LogScanner, Position, Tail
-from ..domain.state import DomainError, State
+from ..domain.state import DomainError, Generation, State
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
+#: the writers' index (ledger/app/facts.py): a cache of the log, rebuilt when it does not match
+INDEX_FILE = "index/facts.sqlite"
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
 
@@ -87,6 +91,10 @@ class Ledger:
         self._pos = self._genesis
         self._index: list[Position] = [self._genesis]
         self._mutex = threading.RLock()
+        self._facts = FactIndex(path / INDEX_FILE, config)
+        #: what a writer validates against when no full state is loaded: the index, caught up
+        self._writer: IndexedState | None = None
+        self._tail = Tail()
         self._lock_fd: int | None = None
         self._lock_pid = 0
 
@@ -130,6 +138,8 @@ class Ledger:
         return cls(path, config)
 
     def close(self) -> None:
+        self._facts.close()
+        self._writer = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -202,12 +212,15 @@ class Ledger:
     def _cut_tail(self) -> RepairReport:
         """Under the lock: move what follows the last complete batch to events.jsonl.torn-<n>."""
         tail = self._refresh()
-        head = Head(self._pos.seq, self._pos.hash)
+        return self._cut_tail_at(self._pos, tail)
+
+    def _cut_tail_at(self, pos: Position, tail: Tail) -> RepairReport:
+        head = Head(pos.seq, pos.hash)
         if tail.bytes == 0:
             return RepairReport(head, 0, 0, None)
         try:
             with open(self.log_path, "rb") as f:
-                f.seek(self._pos.offset)
+                f.seek(pos.offset)
                 cut = f.read()
             n = 1 + max((int(p.name.rsplit("-", 1)[1]) for p in self.path.glob(LOG_FILE + ".torn-*")
                          if p.name.rsplit("-", 1)[1].isdigit()), default=0)
@@ -215,7 +228,7 @@ class Ledger:
             atomic_write(torn, cut)
             fd = os.open(self.log_path, os.O_WRONLY)
             try:
-                os.ftruncate(fd, self._pos.offset)
+                os.ftruncate(fd, pos.offset)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -234,18 +247,103 @@ class Ledger:
         with self._mutex, paused_gc():
             self._acquire()
             try:
-                self._cut_tail()
-                return self._append_locked(batch, expected_seq)
+                if self._state is not None:  # a full state is loaded anyway: validate against it
+                    self._cut_tail()
+                    seqs, self._pos = self._append_locked(batch, expected_seq, self._state, self._pos)
+                    return seqs
+                return self._append_indexed(batch, expected_seq)
             finally:
                 self._release()
 
-    def _append_locked(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
-        state = self._state
-        assert state is not None
+    # -- the writers' index -------------------------------------------------------------
+    def _indexed_state(self) -> IndexedState:
+        """Under the lock: the index's state, rebuilt if it does not match the log, and
+        caught up on the batches committed since (committed to the index as well)."""
+        state = self._writer
+        if state is not None and (state.held > CACHE_LIMIT or self._facts_position() != state.position):
+            state = None  # another writer moved the index on (or our cache grew): start over from it
+        if state is None:
+            state = self._facts.open_state(lambda pos: position_matches(self.log_path, pos))
+        if state is None:
+            self._rebuild_index()
+            state = self._facts.open_state(lambda pos: position_matches(self.log_path, pos))
+            assert state is not None
+        self._writer = None  # until caught up: a half-folded batch must never be used
+        try:
+            size = os.stat(self.log_path).st_size
+        except OSError as exc:
+            raise environment_error(exc, f"reading {self.log_path}") from exc
+        if size < state.position.offset:
+            raise CorruptLogError(state.position.seq, f"log shrank below committed offset {state.position.offset}")
+        scanner = LogScanner(self.log_path, state.position)
+        for ev, end in scanner.events():
+            apply_recorded(state, ev)
+            if end is not None:
+                state.passed(end)
+        self._tail = scanner.tail
+        self._writer = state
+        return state
+
+    def _facts_position(self) -> Position | None:
+        probe = self._facts.open_state(lambda pos: True)
+        return probe.position if probe is not None else None
+
+    def _rebuild_index(self) -> None:
+        """Fold the log (from the newest valid checkpoint) and write every fact anew."""
+        state, pos = starting_point(self.path, self.config, self.log_path)
+        boundaries = [pos] if pos.seq else []
+        scanner = LogScanner(self.log_path, pos)
+        for ev, end in scanner.events():
+            apply_recorded(state, ev)
+            if end is not None:
+                pos = end
+                if end.seq - (boundaries[-1].seq if boundaries else 0) >= BOUNDARY_EVERY:
+                    boundaries.append(end)
+        try:
+            self._facts.rebuild(state, pos, boundaries)
+        except (OSError, sqlite3.Error) as exc:
+            raise environment_error(exc if isinstance(exc, OSError) else OSError(str(exc)),
+                                    f"writing the index {self._facts.path}") from exc
+
+    def _append_indexed(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
+        state = self._indexed_state()
+        if self._tail.bytes:
+            self._cut_tail_at(state.position, self._tail)
+        state.preload((ev.type, ev.data, ev.id) for ev in batch)
+        seqs, end = self._append_locked(batch, expected_seq, state, state.position)  # rolled back if it raises
+        if end != state.position:
+            state.passed(end)
+        self._commit_facts(state)
+        return seqs
+
+    def generation(self, gen_id: str) -> Generation | None:
+        """A generation as of now (origin metadata, materialization) through the index: what a
+        pipeline hook asks before it runs a step, without loading the state. Like an append,
+        it takes the writers' lock for the moment it catches the index up."""
+        with self._mutex, paused_gc():
+            if self._state is not None:
+                return self.state.generations.get(gen_id)
+            self._acquire()
+            try:
+                state = self._indexed_state()
+                self._commit_facts(state)
+                found: Generation | None = state.generations.get(gen_id)
+                return found
+            finally:
+                self._release()
+
+    def _commit_facts(self, state: IndexedState) -> None:
+        try:
+            self._facts.commit(state)
+        except sqlite3.Error:
+            self._writer = None  # the log holds every batch; the next writer catches the index up
+
+    def _append_locked(self, batch: list[_Pending], expected_seq: int | None, state: State,
+                       pos: Position) -> tuple[list[int], Position]:
         known = {i: state.event_ids[ev.id] for i, ev in enumerate(batch)
                  if ev.id is not None and ev.id in state.event_ids}
         if known:
-            return self._replayed_ids(batch, known, state)
+            return self._replayed_ids(batch, known, state), pos
         if expected_seq is not None and state.seq != expected_seq:
             raise ConflictError(expected_seq, state.seq)
         at = max(utc_now(), state.at)
@@ -265,8 +363,8 @@ class Ledger:
                 if done_at == seq:
                     written.append((i, seq, ev, event_id))
             if not written:
-                return seqs
-            prev = self._pos.hash
+                return seqs, pos
+            prev = pos.hash
             lines = []
             txn = [written[0][1], len(written)]
             for i, seq, ev, event_id in written:
@@ -279,12 +377,11 @@ class Ledger:
                     raise EventRejected(i, f"payload is not encodable as canonical JSON ({exc})", ev.id) from None
                 lines.append(line)
             blob = b"".join(lines)
-            self._write_durably(blob)
+            self._write_durably(blob, pos.offset)
             state.hash = prev
-        self._pos = Position(state.seq, prev, self._pos.offset + len(blob), at)
-        return seqs
+        return seqs, Position(state.seq, prev, pos.offset + len(blob), at)
 
-    def _write_durably(self, blob: bytes) -> None:
+    def _write_durably(self, blob: bytes, offset: int) -> None:
         """One write + fdatasync; on failure cut our own partial bytes so nothing half-written stays."""
         try:
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
@@ -295,7 +392,7 @@ class Ledger:
             os.fdatasync(fd)
         except OSError as exc:
             try:
-                os.ftruncate(fd, self._pos.offset)
+                os.ftruncate(fd, offset)
                 os.fsync(fd)
             except OSError:
                 pass  # the next writer's recovery cuts it: it is an incomplete trailing batch
@@ -338,6 +435,10 @@ class Ledger:
     def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[RecordedEvent]:
         """Stream committed events from_seq..to_seq (inclusive), payloads upcast. Never modifies the log."""
         start = self._index[max(0, bisect.bisect_right([p.seq for p in self._index], from_seq - 1) - 1)]
+        if from_seq - start.seq > BOUNDARY_EVERY:  # the index may know a nearer batch boundary
+            nearer = self._facts.boundary_before(from_seq)
+            if nearer is not None and nearer.seq > start.seq and position_matches(self.log_path, nearer):
+                start = nearer
         for batch in LogScanner(self.log_path, start, stop_after=to_seq):
             for ev in batch:
                 seq = ev["seq"]

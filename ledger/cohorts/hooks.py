@@ -77,5 +77,5 @@ class PipelineRecorder:
 
     def is_materialized(self, gen_id: str) -> bool:
         """True when some run recorded the gen's outputs: a reused gen need not be run again."""
-        gen = self.ledger.state.generations.get(gen_id)
+        gen = self.ledger.generation(gen_id)
         return gen is not None and gen.materialized_seq is not None
