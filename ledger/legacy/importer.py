@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..domain.events import ORIGIN_IDENTIFIER_FIELDS
 from ..domain.ids import is_identifier
 from ..domain.state import State
 from ..app.service import Ledger
@@ -33,7 +34,8 @@ BY = {"source": SOURCE}
 #: wide columns checked against metadata.json: (CSV column, Origin field)
 _WIDE_TEXT = (("parent_gen_id", "parent_gen_id"), ("combo_id", "combo_id"),
               ("template_id", "template_id"), ("llm_model_id", "llm_model_id"), ("origin_cohort_id", "cohort_id"))
-_ID_FIELDS = ("cohort_id", "template_id", "combo_id", "llm_model_id", "parent_gen_id")
+#: origin fields that must be identifiers (stage and gen_id are checked where they are read)
+_ID_FIELDS = tuple(f for f in ORIGIN_IDENTIFIER_FIELDS if f not in ("stage", "gen_id"))
 
 
 def import_event_id(kind: str, cohort_id: str, gen_id: str) -> str:
@@ -213,24 +215,15 @@ class _Reader:
         return good
 
     def _parent_ok(self, origin: Origin) -> bool:
-        rel, parent_stage = self.files[origin.gen_id], self.state.parents.get(origin.stage)
-        parent_id = origin.parent_gen_id
-        if parent_stage is None:
-            if parent_id is None:
-                return True
-            self.problem(rel, origin.gen_id, f"a {origin.stage} has no parent stage, but parent_gen_id is {parent_id!r}")
-            return False
-        if parent_id is None:
-            self.problem(rel, origin.gen_id, f"a {origin.stage} needs a parent_gen_id (a {parent_stage})")
-            return False
-        known = self.origins.get(parent_id) or self.state.generations.get(parent_id)
-        if known is None:
-            self.problem(rel, origin.gen_id, f"parent {parent_id} does not exist (no metadata.json, not in the ledger)")
-            return False
-        if known.stage != parent_stage:
-            self.problem(rel, origin.gen_id, f"parent {parent_id} is a {known.stage}, not a {parent_stage}")
-            return False
-        return True
+        """The fold's parent rule, with the data root's own gens counted as existing."""
+        def stage_of(gen_id: str) -> str | None:
+            known = self.origins.get(gen_id) or self.state.generations.get(gen_id)
+            return None if known is None else known.stage
+
+        rule = self.state.parent_rule(origin.stage, origin.parent_gen_id, stage_of)
+        if rule is not None:
+            self.problem(self.files[origin.gen_id], origin.gen_id, rule)
+        return rule is None
 
     def _same_as_ledger(self, origin: Origin) -> bool:
         existing = self.state.generations.get(origin.gen_id)
@@ -297,10 +290,9 @@ def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None
         for gen_id in sorted(good, key=lambda g: (reader.rank[good[g].stage], g)):
             plan.events.extend(_delta(state, good[gen_id], reader.members.get(gen_id, set())))
         for ev in plan.events:
-            cohort = state.cohorts.get(ev["data"]["cohort_id"])
-            if cohort is not None and cohort.sealed_seq is not None:
-                reader.problem("", ev["data"]["gen_id"],
-                               f"cohort {cohort.cohort_id} is sealed (seq {cohort.sealed_seq}): import would change it")
+            rule = state.writable_rule(ev["data"]["cohort_id"])
+            if rule is not None:
+                reader.problem("", ev["data"]["gen_id"], rule)
     plan.problems = sorted_problems(reader.problems)
     if plan.problems:
         plan.events = []

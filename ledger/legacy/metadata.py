@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain.events import ORIGIN_FIELDS
+
 #: keys that name the origin cohort, old and new (both present: they must agree)
 ORIGIN_KEYS = ("origin_cohort_id", "cohort_id")
 #: legacy template keys that name a gen's *own* template, by stage. Other stages' keys on
@@ -42,10 +44,7 @@ class Origin:
 
     def as_metadata(self) -> dict[str, Any]:
         """The same dict `Generation.metadata()` gives, so the two compare directly."""
-        return {"stage": self.stage, "gen_id": self.gen_id, "cohort_id": self.cohort_id,
-                "template_id": self.template_id, "combo_id": self.combo_id,
-                "llm_model_id": self.llm_model_id, "parent_gen_id": self.parent_gen_id,
-                "replicate": self.replicate, "mode": self.mode}
+        return {f: getattr(self, f) for f in ORIGIN_FIELDS}
 
 
 def null_if_missing(value: Any) -> Any:
