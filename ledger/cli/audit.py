@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from ..cohorts.diff import DiffEntry, Point, diff as diff_points
-from ..errors import InvalidInputError
-from .common import cli, emit_json, json_option, open_ledger, print_table
+from ..errors import InvalidInputError, LedgerEnvironmentError
+from .common import cli, emit_json, json_option, open_ledger, print_table, terminal_safe
 
 
 def _seq(value: int | None) -> str:
@@ -59,4 +60,31 @@ def _row(e: DiffEntry, in_a: bool) -> tuple[str, str, str, str, str]:
             _seq(e.removed_seq_b if in_a else e.removed_seq_a))
 
 
-_ = Path  # report (below) takes file paths
+@cli.command()
+@click.argument("cohort_ids", nargs=-1, metavar="[COHORT ...]")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
+              help="Write the self-contained report page here.")
+@click.option("--md", "md_path", type=click.Path(path_type=Path), default=None,
+              help="Write the same content as Markdown here.")
+@click.option("--as-of", "as_of", default=None, metavar="SEQ|TIME",
+              help="Report as of a seq, or an RFC 3339 time with Z or an offset.")
+@json_option
+def report(cohort_ids: tuple[str, ...], html_path: Path | None, md_path: Path | None, as_of: str | None,
+           as_json: bool) -> None:
+    """Write a report page (and/or Markdown) on the cohorts (default: every cohort), with plots.
+
+    Example: `cohort-ledger report cohort-a cohort-b --html report.html --md report.md --as-of 120`.
+    """
+    try:
+        from ..report import write_report  # matplotlib: loaded only for this command
+    except ImportError as exc:
+        raise LedgerEnvironmentError(f"report needs the report extra ({exc.name} is missing): "
+                                     "pip install 'cohort-ledger[report]'") from None
+    done = write_report(open_ledger(), cohort_ids, html_path, md_path, as_of)
+    if as_json:
+        emit_json(dataclasses.asdict(done))
+        return
+    for path in (done.html, done.markdown):
+        if path is not None:
+            click.echo(f"wrote {terminal_safe(path)}")
+    click.echo(f"report on {', '.join(done.cohorts)} as of seq {done.seq}; pin {done.seq}:{done.hash}")

@@ -116,18 +116,19 @@ class AuditScan:
         return self.cohorts[cohort_id]
 
 
-def scan(ledger: Ledger, cohort_ids: Iterable[str], until: int | datetime | None = None,
+def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime | None = None,
          points: Iterable[int] = (), times: Iterable[datetime] = (), keep_events: bool = False) -> AuditScan:
     """Read and verify the committed log from seq 1 to `until` (a seq, a time, or the end).
 
-    `points`: seqs whose hash and `at` to remember; `times`: instants to resolve to the last
+    `cohort_ids` None: every cohort. `points`: seqs whose hash and `at` to remember; `times`: instants to resolve to the last
     seq at or before them (the as-of TIME rule of docs/FORMAT.md: a prefix of the log, and a
     log whose times are not in order around one is refused). `keep_events` keeps each
     chosen cohort's events (with running counts) for a timeline.
     """
     config = ledger.config
     stage_index = {s: i for i, s in enumerate(config.stages)}
-    wanted = {c: CohortTimeline(c) for c in cohort_ids}
+    every = cohort_ids is None
+    wanted = {c: CohortTimeline(c) for c in cohort_ids or ()}
     max_seq = until if isinstance(until, int) else None
     moment = until if isinstance(until, datetime) else None
     moments = sorted(set(times) | ({moment} if moment is not None else set()))
@@ -140,6 +141,7 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str], until: int | datetime | None
     materialized: dict[str, int] = {}
     known: set[str] = set()
     counts = {c: [0] * len(config.stages) for c in wanted}
+    zeros = [0] * len(config.stages)
     genesis = Position(0, genesis_prev(config.ledger_id), 0)
     scanner = LogScanner(ledger.log_path, genesis, stop_after=max_seq)
     seq, chain, at = 0, genesis.hash, ""
@@ -179,6 +181,9 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str], until: int | datetime | None
                 continue
             known.add(cohort_id)
             timeline = wanted.get(cohort_id)
+            if timeline is None and every:
+                timeline = wanted[cohort_id] = CohortTimeline(cohort_id)
+                counts[cohort_id] = zeros.copy()
             if timeline is not None:
                 _record(timeline, etype, data, ev, counts[cohort_id], stage_index, keep_events)
     if max_seq is not None and seq < max_seq:
