@@ -10,12 +10,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit_logs import histories
 from conftest import created, jsonl, run_cli
 from ledger import Ledger
 from ledger.cohorts.diff import Point, diff
-
-COHORTS = ["A", "B", "C"]
-
 
 def model_diff(log: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]) -> dict[str, Any]:
     """The diff as a reader of the log would work it out by hand: replay to each side's seq."""
@@ -48,48 +46,6 @@ def model_diff(log: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]
             "added_seq_a": ma.get(g), "added_seq_b": mb.get(g),
             "removed_seq_a": ra.get(g), "removed_seq_b": rb.get(g)})
     return out
-
-
-@st.composite
-def histories(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
-    """Batches of valid events over three cohorts: creates, reuses, removals (hostile reasons)."""
-    members: dict[str, set[str]] = {c: set() for c in COHORTS}
-    gens: dict[str, str] = {}  # gen -> stage
-    batches: list[list[dict[str, Any]]] = []
-    for _ in range(draw(st.integers(1, 7))):
-        batch: list[dict[str, Any]] = []
-        for _ in range(draw(st.integers(1, 4))):
-            kind = draw(st.sampled_from(["create", "reuse", "remove"] if gens else ["create"]))
-            cohort = draw(st.sampled_from(COHORTS))
-            if kind == "create":
-                drafts = [g for g, s in gens.items() if s == "draft"]
-                gid = f"g{len(gens)}"
-                if drafts and draw(st.booleans()):
-                    batch.append(created(cohort, "essay", gid, parent=draw(st.sampled_from(sorted(drafts)))))
-                    gens[gid] = "essay"
-                else:
-                    batch.append(created(cohort, "draft", gid))
-                    gens[gid] = "draft"
-                members[cohort].add(gid)
-            elif kind == "reuse":
-                outside = sorted(set(gens) - members[cohort])
-                if not outside:
-                    continue
-                gid = draw(st.sampled_from(outside))
-                batch.append({"type": "generation.reused", "data": {"cohort_id": cohort, "stage": gens[gid],
-                                                                   "gen_id": gid, "reason": "curated"}})
-                members[cohort].add(gid)
-            else:
-                if not members[cohort]:
-                    continue
-                gid = draw(st.sampled_from(sorted(members[cohort])))
-                reason = draw(st.sampled_from(["bad", "<script>alert(1)</script>", "\x1b[31mred\x1b[0m"]))
-                batch.append({"type": "generation.removed", "data": {"cohort_id": cohort, "stage": gens[gid],
-                                                                    "gen_id": gid, "reason": reason}})
-                members[cohort].discard(gid)
-        if batch:
-            batches.append(batch)
-    return batches
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

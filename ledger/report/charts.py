@@ -82,8 +82,14 @@ def flows(cohort_id: str, stages: Sequence[str], by_stage: dict[str, dict[str, i
         ax.set_yticks(ys, list(stages))
         ax.invert_yaxis()
         ax.set_xlabel("active members")
+        if not any(left):
+            _empty(ax)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, frameon=False)
         return _svg(fig)
+
+
+def _empty(ax: Any) -> None:
+    ax.text(0.5, 0.5, "no active members", transform=ax.transAxes, ha="center", va="center", color="#57606a")
 
 
 def coverage(stages: Sequence[str], cov: dict[str, tuple[int, int]]) -> bytes:
@@ -103,6 +109,8 @@ def coverage(stages: Sequence[str], cov: dict[str, tuple[int, int]]) -> bytes:
         ax.set_xlim(0, 118)
         ax.set_xticks([0, 25, 50, 75, 100])
         ax.set_xlabel("% of active members materialized")
+        if not any(cov[s][1] for s in stages):
+            _empty(ax)
         return _svg(fig)
 
 
