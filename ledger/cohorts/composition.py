@@ -152,7 +152,7 @@ def _series(events: list[NamedEvent], n_stages: int, end_seq: int, end_at: str) 
     if len(points) + 2 > MAX_POINTS:
         seqs = [p[0] for p in points]
         span = end_seq - start[0]
-        picked = []
+        picked: list[tuple[int, str, tuple[int, ...]]] = []
         for k in range(1, MAX_POINTS - 1):
             i = bisect.bisect_right(seqs, start[0] + span * k // (MAX_POINTS - 2)) - 1
             if i >= 0 and (not picked or picked[-1] is not points[i]):

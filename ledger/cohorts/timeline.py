@@ -174,7 +174,7 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime
                 point_hash[ev_seq] = (chain, at)
             cohort_id = data.get("cohort_id")
             if etype == "generation.created":
-                origins[data["gen_id"]] = (data["stage"], cohort_id)
+                origins[data["gen_id"]] = (data["stage"], data["cohort_id"])
             elif etype == "generation.materialized":
                 materialized.setdefault(data["gen_id"], ev_seq)
             if cohort_id is None:
@@ -206,6 +206,7 @@ def _record(timeline: CohortTimeline, etype: str, data: dict[str, Any], ev: dict
     stage = data.get("stage")
     delta = MEMBERSHIP_DELTA.get(etype, 0)
     if delta:
+        assert gen_id is not None and stage is not None  # membership events always name both (schema)
         stints = timeline.stints.setdefault(gen_id, [])
         active = bool(stints) and stints[-1][1] is None
         if delta > 0:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import matplotlib
 from matplotlib.figure import Figure
 
-_RC: dict[str, Any] = {
+_RC: dict[Any, Any] = {  # Any keys: matplotlib types rc keys as a Literal
     "svg.hashsalt": "cohort-ledger",
     "svg.fonttype": "path",
     "font.family": "DejaVu Sans",
