@@ -43,17 +43,17 @@ import pyarrow.parquet as pq
 from ledger.log.checkpoint import CHECKPOINT_DIR
 from ledger.errors import InvalidInputError, LedgerError
 from ledger.log.fsio import commit, discard, environment_error, stage, temp_target
-from ledger.domain.ids import IDENTIFIER_PATTERN
+from ledger.domain.projection_files import COHORTS_DIR, PROJECTION_INFO_FILE, PROJECTION_PATH_PATTERN
 from ledger.app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
 
-OWNERSHIP_FILE = "_projection.json"
+OWNERSHIP_FILE = PROJECTION_INFO_FILE
 LOCK_NAME = "_projection.lock"
 #: how long a build waits for another build into the same out dir before giving up (seconds)
 LOCK_TIMEOUT = 600.0
 FORMAT = "cohort-ledger-projection"
 VERSION = 1
 #: the only paths a build ever writes or removes (a tampered ownership file can name no other)
-_OURS = re.compile(r"manifest\.parquet|membership\.parquet|cohorts/" + IDENTIFIER_PATTERN[1:-1] + r"/membership\.csv")
+_OURS = re.compile(PROJECTION_PATH_PATTERN)
 
 #: Parquet writer options, all pinned: the same pyarrow install gives the same bytes. The
 #: footer's `created_by` is "parquet-cpp-arrow version <pyarrow version>", and the only
@@ -392,8 +392,8 @@ def _remove(out: OutDir, rel: str, digest: str) -> bool:
 
 def _prune(out: OutDir, folder: str) -> None:
     """Remove a cohort folder if it is empty (another tool's files in it stay)."""
-    if folder.startswith("cohorts/"):
-        with out.folder("cohorts") as fd:
+    if folder.startswith(COHORTS_DIR + "/"):
+        with out.folder(COHORTS_DIR) as fd:
             if fd is not None:
                 try:
                     os.rmdir(_split(folder)[1], dir_fd=fd)
