@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ledger.log.checkpoint import latest_seq, write_checkpoint
+from ledger.log.checkpoint import latest_seq, log_end, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.perf import paused_gc
 from ledger.app.replay import Progress, parse_as_of, replay
@@ -22,7 +22,7 @@ from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 from ledger.domain.state import State
 from ledger.app.service import Ledger
 
-from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
 
@@ -46,6 +46,8 @@ class BuildReport:
     events_folded: int
     #: seq of the checkpoint this build wrote (None: none written)
     checkpoint_written: int | None
+    #: the out dir already held the projection of the log's end: nothing was folded or written
+    up_to_date: bool = False
 
     @property
     def checkpoint_used(self) -> bool:
@@ -77,6 +79,11 @@ def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     out = Path(out_dir) if out_dir is not None else ledger.path / DEFAULT_OUT
     check_out_dir(ledger.path, out)
     target = parse_as_of(as_of)
+    if target is None and not full:  # nothing appended since the last build into `out`: no replay
+        end = log_end(ledger.log_path)
+        files = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
+        if end is not None and files is not None:
+            return BuildReport(end.seq, end.hash, str(out), [], files, [], None, 0, None, up_to_date=True)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
         folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full,
                         progress=progress)

@@ -44,7 +44,7 @@ from ledger.log.checkpoint import CHECKPOINT_DIR
 from ledger.errors import InvalidInputError, LedgerError
 from ledger.log.fsio import commit, discard, environment_error, stage, temp_target
 from ledger.domain.projection_files import COHORTS_DIR, PROJECTION_INFO_FILE, PROJECTION_PATH_PATTERN
-from ledger.app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
+from ledger.app.service import CONFIG_FILE, INDEX_DIR, LOCK_FILE, LOG_FILE
 
 OWNERSHIP_FILE = PROJECTION_INFO_FILE
 LOCK_NAME = "_projection.lock"
@@ -104,7 +104,7 @@ def check_out_dir(ledger_dir: Path, out: Path) -> None:
         raise InvalidInputError(f"--out {out} is the file system root; use another directory")
     if ledger.is_relative_to(target):
         raise InvalidInputError(f"--out {out} contains the ledger; use another directory")
-    for name in (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR):
+    for name in (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, INDEX_DIR):
         if target.is_relative_to(ledger / name):
             raise InvalidInputError(f"--out {out} is (inside) the ledger's {name}; use another directory")
     if target.exists() and not target.is_dir():
@@ -412,6 +412,29 @@ def replace_files(out_path: Path, files: dict[str, bytes], seq: int, chain_hash:
     try:
         with out.locked(lock_timeout):
             return _replace_locked(out, files, seq, chain_hash)
+    finally:
+        out.close()
+
+
+def holding(out_path: Path, seq: int, chain_hash: str, lock_timeout: float = LOCK_TIMEOUT) -> list[str] | None:
+    """The files of ours in `out_path`, when its last build reflects exactly (`seq`, `chain_hash`)
+    and every file it recorded still holds the bytes it wrote; else None (there is work to do).
+
+    What makes a build with nothing new cost a few file reads instead of a replay and a render.
+    """
+    if not out_path.is_dir():
+        return None
+    out = OutDir(out_path)
+    try:
+        with out.locked(lock_timeout):
+            record = owned(out)
+            if record is None or record["seq"] != seq or record["hash"] != chain_hash:
+                return None
+            for rel, digest in record["files"].items():
+                data = out.read(rel)
+                if data is None or _digest(data) != digest:
+                    return None
+            return sorted(record["files"])
     finally:
         out.close()
 

@@ -39,7 +39,8 @@ CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
 #: the writers' index (ledger/app/facts.py): a cache of the log, rebuilt when it does not match
-INDEX_FILE = "index/facts.sqlite"
+INDEX_DIR = "index"
+INDEX_FILE = f"{INDEX_DIR}/facts.sqlite"
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
 

@@ -145,38 +145,62 @@ def _read_header(path: Path, config: LedgerConfig) -> Position | None:
         return None
 
 
-def position_matches(log_path: Path, pos: Position) -> bool:
-    """Is `pos` a batch boundary of this log: the line ending at `pos.offset` is event
-    `pos.seq`, hashing to `pos.hash`, closing its batch, committed at `pos.at`?"""
-    if pos.seq < 1 or pos.offset < 1:
-        return False
+def _line_ending_at(log_path: Path, offset: int, seq: int | None) -> dict[str, Any] | None:
+    """The event on the line that ends at byte `offset`, verified as event `seq` (any seq when
+    None) against its own `prev`, and closing its batch; None when there is no such line."""
+    if offset < 1:
+        return None
     try:
         with open(log_path, "rb") as f:
-            if os.fstat(f.fileno()).st_size < pos.offset:
-                return False
-            start = max(0, pos.offset - _LINE_PROBE)
+            if os.fstat(f.fileno()).st_size < offset:
+                return None
+            start = max(0, offset - _LINE_PROBE)
             while True:
                 f.seek(start)
-                chunk = f.read(pos.offset - start)
+                chunk = f.read(offset - start)
                 if not chunk.endswith(b"\n"):
-                    return False
+                    return None
                 cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
                 if cut >= 0 or start == 0:
                     break
                 start = max(0, start - _LINE_PROBE * 16)
     except OSError:
-        return False
+        return None
     line = chunk[cut + 1 : -1]
     try:
         obj = orjson.loads(line)
-        if not isinstance(obj, dict) or not isinstance(obj.get("prev"), str):
-            return False
-        check_line(line, pos.seq, obj["prev"])
+        if not isinstance(obj, dict) or not isinstance(obj.get("prev"), str) or type(obj.get("seq")) is not int:
+            return None
+        check_line(line, obj["seq"] if seq is None else seq, obj["prev"])
     except (orjson.JSONDecodeError, CorruptLogError):
-        return False
+        return None
     txn = obj.get("txn")
-    return (obj["hash"] == pos.hash and obj.get("at") == pos.at and isinstance(txn, list) and len(txn) == 2
-            and isinstance(txn[0], int) and isinstance(txn[1], int) and txn[0] + txn[1] - 1 == pos.seq)
+    closes = (isinstance(txn, list) and len(txn) == 2 and isinstance(txn[0], int) and isinstance(txn[1], int)
+              and txn[0] + txn[1] - 1 == obj["seq"])
+    return obj if closes else None
+
+
+def position_matches(log_path: Path, pos: Position) -> bool:
+    """Is `pos` a batch boundary of this log: the line ending at `pos.offset` is event
+    `pos.seq`, hashing to `pos.hash`, closing its batch, committed at `pos.at`?"""
+    if pos.seq < 1:
+        return False
+    obj = _line_ending_at(log_path, pos.offset, pos.seq)
+    return obj is not None and obj["hash"] == pos.hash and obj.get("at") == pos.at
+
+
+def log_end(log_path: Path) -> Position | None:
+    """The batch boundary at the very end of the log, when the log ends with a complete batch
+    (no tail): what a build compares with its out dir before deciding there is work to do.
+    Only that last line is checked, as for a checkpoint's position."""
+    try:
+        size = os.stat(log_path).st_size
+    except OSError:
+        return None
+    obj = _line_ending_at(log_path, size, None)
+    if obj is None:
+        return None
+    return Position(obj["seq"], obj["hash"], size, str(obj.get("at", "")))
 
 
 def load_latest(ledger_dir: Path, config: LedgerConfig, log_path: Path,
