@@ -30,6 +30,9 @@ from ledger.domain.ids import IDENTIFIER_PATTERN
 from ledger.app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
 
 OWNERSHIP_FILE = "_projection.json"
+#: what `_projection.json` records beside seq, hash and files (docs/FORMAT.md §8): the rename
+#: state (logical manifest key -> its column names) and every cohort, empty ones included
+ABOUT_KEYS = ("key_names", "cohorts")
 FORMAT = "cohort-ledger-projection"
 VERSION = 1
 #: the only paths a build ever writes or removes (a tampered ownership file can name no other)
@@ -97,8 +100,9 @@ def owned(out: Path) -> dict[str, Any] | None:
     return doc
 
 
-def _record(seq: int | None, chain_hash: str | None, files: dict[str, str]) -> bytes:
-    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, "files": dict(sorted(files.items()))}
+def _record(seq: int | None, chain_hash: str | None, about: dict[str, Any], files: dict[str, str]) -> bytes:
+    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, **about,
+           "files": dict(sorted(files.items()))}
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
 
 
@@ -156,8 +160,12 @@ def _remove(out: Path, rel: str, digest: str) -> bool:
     return True
 
 
-def replace_files(out: Path, files: dict[str, bytes], seq: int, chain_hash: str) -> Changes:
-    """Make `out` hold `files` (relative path -> bytes) and nothing else of ours."""
+def replace_files(out: Path, files: dict[str, bytes], seq: int, chain_hash: str,
+                  about: dict[str, Any]) -> Changes:
+    """Make `out` hold `files` (relative path -> bytes) and nothing else of ours.
+
+    `about` (JSON-able, keys from ABOUT_KEYS) is what the files cannot say themselves; it goes into `_projection.json`.
+    """
     for rel in files:
         if not _OURS.fullmatch(rel):
             raise ValueError(f"{rel} is not a projection file name")
@@ -170,11 +178,13 @@ def replace_files(out: Path, files: dict[str, bytes], seq: int, chain_hash: str)
         raise environment_error(exc, f"creating {out}") from exc
     if not digests.keys() <= before.keys():
         _put(out / OWNERSHIP_FILE, _record(previous["seq"] if previous else None,
-                                           previous["hash"] if previous else None, {**digests, **before}))
+                                           previous["hash"] if previous else None,
+                                           {k: previous[k] for k in ABOUT_KEYS if k in previous} if previous else {},
+                                           {**digests, **before}))
     written = [rel for rel in sorted(files) if not _holds(out / rel, files[rel])]
     unchanged = [rel for rel in sorted(files) if rel not in written]
     _make_parents(out / rel for rel in written)
     atomic_write_many({out / rel: files[rel] for rel in written})
     removed = [rel for rel in sorted(before.keys() - digests.keys()) if _remove(out, rel, before[rel])]
-    _put(out / OWNERSHIP_FILE, _record(seq, chain_hash, digests))
+    _put(out / OWNERSHIP_FILE, _record(seq, chain_hash, about, digests))
     return Changes(written, unchanged, removed)
