@@ -19,6 +19,7 @@ from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.perf import paused_gc
 from ledger.app.replay import Progress, parse_as_of, replay
+from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 from ledger.domain.state import State
 from ledger.app.service import Ledger
 
@@ -65,8 +66,8 @@ def about(state: State) -> dict[str, Any]:
 def render(state: State) -> dict[str, bytes]:
     """Every projection file of `state`: relative path -> bytes."""
     membership = membership_table(state)
-    files = {"manifest.parquet": parquet_bytes(manifest_table(state)),
-             "membership.parquet": parquet_bytes(membership)}
+    files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
+             MEMBERSHIP_FILE: parquet_bytes(membership)}
     files.update(cohort_csvs(state, membership))
     return files
 
