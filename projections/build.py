@@ -23,7 +23,7 @@ from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 from ledger.domain.state import State
 from ledger.app.service import Ledger
 
-from .files import check_out_dir, parquet_bytes, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
 
@@ -74,13 +74,15 @@ def render(state: State) -> dict[str, bytes]:
 
 def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
           as_of: int | str | datetime | None = None, full: bool = False, *,
-          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None) -> BuildReport:
+          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None,
+          lock_timeout: float = LOCK_TIMEOUT) -> BuildReport:
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
     RFC 3339 time) into `out_dir` (default `<ledger>/projections/`).
 
     `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
-    saved. `progress(bytes_read, log_bytes)` is called after each folded batch.
+    saved. `progress(bytes_read, log_bytes)` is called after each folded batch. Builds into
+    one out dir take turns; one waits at most `lock_timeout` seconds for another to finish.
     """
     ledger = Ledger.open(ledger_path)
     out = Path(out_dir) if out_dir is not None else ledger.path / DEFAULT_OUT
@@ -91,7 +93,7 @@ def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
                         progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        changes = replace_files(out, render(state), state.seq, chain_hash, about(state))
+        changes = replace_files(out, render(state), state.seq, chain_hash, about(state), lock_timeout)
         saved = None
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.path) >= checkpoint_every):
