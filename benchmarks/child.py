@@ -6,6 +6,7 @@ of several concurrent appenders. Prints one JSON object.
     python -m benchmarks.child open LEDGER
     python -m benchmarks.child verify LEDGER
     python -m benchmarks.child phases LEDGER OUT SCRATCH
+    python -m benchmarks.child duckdb LEDGER OUT
     python -m benchmarks.child append LEDGER TAG APPENDS BATCH   (waits for "go" on stdin)
 """
 
@@ -80,6 +81,20 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
     return times
 
 
+def duckdb_peer(ledger: str, out: str) -> dict[str, Any]:
+    """The DuckDB peer in a fresh process, timed from before `import duckdb`."""
+    from pathlib import Path
+
+    from ledger import Ledger
+
+    from . import duckdb_peer as peer
+
+    led = Ledger.open(ledger)
+    t0 = time.perf_counter()
+    counts = peer.run(led.log_path, Path(out), list(led.config.stages))
+    return {"seconds": time.perf_counter() - t0, "maxrss_kib": _maxrss_kib(), **counts}
+
+
 def open_state(ledger: str) -> dict[str, Any]:
     from ledger import Ledger
 
@@ -128,6 +143,9 @@ def main() -> None:
     f.add_argument("ledger")
     f.add_argument("out")
     f.add_argument("scratch")
+    d = sub.add_parser("duckdb")
+    d.add_argument("ledger")
+    d.add_argument("out")
     v = sub.add_parser("verify")
     v.add_argument("ledger")
     a = sub.add_parser("append")
@@ -142,6 +160,8 @@ def main() -> None:
         result = open_state(args.ledger)
     elif args.task == "phases":
         result = phases(args.ledger, args.out, args.scratch)
+    elif args.task == "duckdb":
+        result = duckdb_peer(args.ledger, args.out)
     elif args.task == "verify":
         result = verify(args.ledger)
     else:
