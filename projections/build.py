@@ -20,6 +20,7 @@ from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
 from ledger.log.location import Where
 from ledger.log.perf import paused_gc
+from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
 from .files import check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table
@@ -54,8 +55,8 @@ class BuildReport:
 def render(state: State) -> dict[str, bytes]:
     """Every projection file of `state`: relative path -> bytes."""
     membership = membership_table(state)
-    files = {"manifest.parquet": parquet_bytes(manifest_table(state)),
-             "membership.parquet": parquet_bytes(membership)}
+    files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
+             MEMBERSHIP_FILE: parquet_bytes(membership)}
     files.update(cohort_csvs(state, membership))
     return files
 

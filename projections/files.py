@@ -24,15 +24,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ledger import InvalidInputError
-from ledger.domain.ids import IDENTIFIER_PATTERN
+from ledger.domain.projection_files import COHORTS_DIR, PROJECTION_INFO_FILE, PROJECTION_PATH_PATTERN
 from ledger.log.file_store import RESERVED
 from ledger.log.fsio import atomic_write, atomic_write_many, environment_error, fsync_dir
 
-OWNERSHIP_FILE = "_projection.json"
+OWNERSHIP_FILE = PROJECTION_INFO_FILE
 FORMAT = "cohort-ledger-projection"
 VERSION = 1
 #: the only paths a build ever writes or removes (a tampered ownership file can name no other)
-_OURS = re.compile(r"manifest\.parquet|membership\.parquet|cohorts/" + IDENTIFIER_PATTERN[1:-1] + r"/membership\.csv")
+_OURS = re.compile(PROJECTION_PATH_PATTERN)
 
 #: Parquet writer options, all pinned: the same pyarrow install gives the same bytes. The
 #: footer's `created_by` is "parquet-cpp-arrow version <pyarrow version>", and the only
@@ -146,7 +146,7 @@ def _remove(out: Path, rel: str, digest: str) -> bool:
     except OSError as exc:
         raise environment_error(exc, f"removing {path}") from exc
     fsync_dir(path.parent)
-    if rel.startswith("cohorts/"):
+    if rel.startswith(COHORTS_DIR + "/"):
         try:
             path.parent.rmdir()  # only when empty: another tool's files in it stay
             fsync_dir(path.parent.parent)
