@@ -22,7 +22,7 @@ from ledger.log.location import Where
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
-from .files import check_out_dir, parquet_bytes, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
 
@@ -63,7 +63,8 @@ def render(state: State) -> dict[str, bytes]:
 
 def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
           as_of: int | str | datetime | None = None, full: bool = False, *,
-          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None) -> BuildReport:
+          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None,
+          lock_timeout: float = LOCK_TIMEOUT) -> BuildReport:
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
     RFC 3339 time) into `out_dir` (default `<ledger>/projections/` for a ledger directory).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
@@ -71,7 +72,8 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
     saved. `progress(done, total)` is called after each folded batch, in the store's unit
-    (bytes of events.jsonl for a directory).
+    (bytes of events.jsonl for a directory). Builds into one out dir take turns; one waits
+    at most `lock_timeout` seconds for another to finish.
     """
     ledger = Ledger.open(ledger_path)
     local = ledger.store.path if isinstance(ledger.store, FileLogStore) else None
@@ -88,7 +90,7 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
         folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        changes = replace_files(out, render(state), state.seq, chain_hash)
+        changes = replace_files(out, render(state), state.seq, chain_hash, lock_timeout)
         saved = None
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):
