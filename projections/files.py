@@ -40,11 +40,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ledger.log.checkpoint import CHECKPOINT_DIR
-from ledger.errors import InvalidInputError, LedgerError
-from ledger.log.fsio import commit, discard, environment_error, stage, temp_target
+from ledger import InvalidInputError, LedgerError
 from ledger.domain.projection_files import COHORTS_DIR, PROJECTION_INFO_FILE, PROJECTION_PATH_PATTERN
-from ledger.app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
+from ledger.log.file_store import RESERVED
+from ledger.log.fsio import commit, discard, environment_error, stage, temp_target
 
 OWNERSHIP_FILE = PROJECTION_INFO_FILE
 #: what `_projection.json` records beside seq, hash and files (docs/FORMAT.md §8): the rename
@@ -107,7 +106,7 @@ def check_out_dir(ledger_dir: Path, out: Path) -> None:
         raise InvalidInputError(f"--out {out} is the file system root; use another directory")
     if ledger.is_relative_to(target):
         raise InvalidInputError(f"--out {out} contains the ledger; use another directory")
-    for name in (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR):
+    for name in RESERVED:
         if target.is_relative_to(ledger / name):
             raise InvalidInputError(f"--out {out} is (inside) the ledger's {name}; use another directory")
     if target.exists() and not target.is_dir():
