@@ -9,6 +9,7 @@ and the checkpoints as they were.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
