@@ -8,7 +8,7 @@ N ?= 100000
 EXTRAS := test,dagster,s3,report
 TRIALS ?= 200
 
-.PHONY: demo test bench soak clean
+.PHONY: demo demo-dagster test bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(STAMP)
 	rm -rf ledger-demo
 	$(BIN)/cohort-ledger demo ledger-demo
 
+# The Dagster example, headless: cohort A, then cohort B reusing A's gens (docs/dagster.md).
+demo-dagster: $(STAMP)
+	rm -rf dagster-demo
+	$(BIN)/python -m examples.dagster_pipeline.demo dagster-demo
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -38,4 +43,4 @@ soak: $(STAMP)
 	$(BIN)/python tests/soak.py --trials $(TRIALS)
 
 clean:
-	rm -rf $(VENV) ledger-demo bench-out
+	rm -rf $(VENV) ledger-demo dagster-demo bench-out
