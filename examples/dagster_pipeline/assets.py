@@ -7,24 +7,25 @@ skip-existing saves the LLM calls.
 """
 
 
-from typing import Any
+from typing import Any, Sequence
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ledger.cohorts.reuse import ReusePlan
 from ledger.dagster import CohortLedgerResource, plan_table
 from ledger.domain.state import Generation
 
 from .llm import GenStore, StandInLLM
-from .spec import COHORTS, STAGES
+from .spec import COHORTS, STAGES, CohortSpec
 
 cohort_partitions = dg.StaticPartitionsDefinition(list(COHORTS))
 GEN_PARTITIONS = {stage: dg.DynamicPartitionsDefinition(name=f"{stage}_gens") for stage in STAGES}
 PARENT = {"essay": "draft", "evaluation": "essay"}
-#: gen steps are retried once: a retry after the ledger recorded the outputs short-circuits
-GEN_RETRY = dg.RetryPolicy(max_retries=1)
+#: steps are retried once: a retry re-plans (nothing left to record) or short-circuits
+RETRY = dg.RetryPolicy(max_retries=1)
 
 
 class CohortConfig(dg.Config):
@@ -32,25 +33,31 @@ class CohortConfig(dg.Config):
     allowed_origins: list[str] | None = None
 
 
-@dg.asset(partitions_def=cohort_partitions, group_name="cohorts")
+def plan_cohort(context: dg.OpExecutionContext | dg.AssetExecutionContext, ledger: CohortLedgerResource,
+                cohort_id: str, spec: CohortSpec, origins: Sequence[str]) -> list[ReusePlan]:
+    """Plan and record the cohort stage by stage (reuse, else create); register its gens."""
+    plans = [ledger.plan_cohort_stage(context, cohort_id, stage, spec.wanted(stage, ledger.scope(), cohort_id),
+                                      origins, spec.create_fields(stage))
+             for stage in STAGES]
+    ledger.sync_partitions(context, cohort_id, GEN_PARTITIONS)
+    return plans
+
+
+@dg.asset(partitions_def=cohort_partitions, group_name="cohorts", retry_policy=RETRY)
 def cohort_membership(context: dg.AssetExecutionContext, config: CohortConfig,
                       ledger: CohortLedgerResource) -> dg.MaterializeResult:
-    """Plan the cohort stage by stage (reuse, else create), record it, register gen partitions."""
+    """The cohort's membership, planned with skip-existing; its gens become partitions."""
     cohort = context.partition_key
     spec = COHORTS[cohort]
     origins = spec.allowed_origins if config.allowed_origins is None else tuple(config.allowed_origins)
-    plans = [ledger.plan_cohort_stage(context, cohort, stage, spec.wanted(stage, ledger.scope(), cohort),
-                                      origins, spec.create_fields(stage))
-             for stage in STAGES]
-    added = ledger.sync_partitions(context, cohort, GEN_PARTITIONS)
+    plans = plan_cohort(context, ledger, cohort, spec, origins)
     scope, head = ledger.scope(), ledger.head()
     metadata: dict[str, Any] = {}
     for plan in plans:
         metadata[f"{plan.stage}_new"] = len(plan.create)
         metadata[f"{plan.stage}_reused"] = len(plan.reuse)
         metadata[f"{plan.stage}_active"] = len(scope.active_stage_gen_ids(cohort, plan.stage))
-    metadata.update({"partitions_added": sum(added.values()), "head_seq": head.seq,
-                     "head_hash": head.hash, "plan": plan_table(plans)})
+    metadata.update({"head_seq": head.seq, "head_hash": head.hash, "plan": plan_table(plans)})
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -66,28 +73,32 @@ def _parsed(stage: str, raw: str) -> str:
     return raw.rsplit("SCORE: ", 1)[1] if stage == "evaluation" else raw
 
 
+def materialize_gen(context: dg.OpExecutionContext | dg.AssetExecutionContext, ledger: CohortLedgerResource,
+                    llm: StandInLLM, store: GenStore, stage: str, gen_id: str) -> dict[str, Any]:
+    """Generate one gen and record its outputs, unless the ledger says they exist (then the
+    step returns at once and downstream reads the cached files). Returns the metadata."""
+    gen = ledger.generation(gen_id)
+    if gen is None:
+        raise dg.Failure(f"{gen_id} is not in the ledger: materialize cohort_membership first")
+    if ledger.is_materialized(gen_id):
+        note = f"reused from {gen.origin_cohort_id}, materialized at seq {gen.materialized_seq}"
+        context.log.info(f"{gen_id}: {note}")
+        return {"status": "reused", "note": note, "origin_cohort_id": gen.origin_cohort_id,
+                "materialized_seq": gen.materialized_seq or 0}
+    raw = llm.complete(gen.llm_model_id or "", _prompt(stage, gen, store), gen_id)
+    artifacts = store.write(stage, gen_id, {"raw.txt": raw, "parsed.txt": _parsed(stage, raw)})
+    seq = ledger.recorder(context).record_materialized(gen.origin_cohort_id, stage, gen_id, artifacts)
+    return {"status": "generated", "origin_cohort_id": gen.origin_cohort_id, "materialized_seq": seq}
+
+
 def gen_asset(stage: str) -> dg.AssetsDefinition:
     """The asset of one stage, partitioned by that stage's gens."""
     deps = [dg.AssetDep(PARENT[stage], partition_mapping=dg.AllPartitionMapping())] if stage in PARENT else []
 
-    @dg.asset(name=stage, partitions_def=GEN_PARTITIONS[stage], deps=deps, retry_policy=GEN_RETRY, group_name="gens")
+    @dg.asset(name=stage, partitions_def=GEN_PARTITIONS[stage], deps=deps, retry_policy=RETRY, group_name="gens")
     def _gen(context: dg.AssetExecutionContext, ledger: CohortLedgerResource, llm: StandInLLM,
              store: GenStore) -> dg.MaterializeResult:
-        gen_id = context.partition_key
-        gen = ledger.generation(gen_id)
-        if gen is None:
-            raise dg.Failure(f"{gen_id} is not in the ledger: materialize cohort_membership first")
-        if ledger.is_materialized(gen_id):  # skip-existing: the outputs exist, downstream reads them
-            note = f"reused from {gen.origin_cohort_id}, materialized at seq {gen.materialized_seq}"
-            context.log.info(f"{gen_id}: {note}")
-            return dg.MaterializeResult(metadata={"status": "reused", "note": note,
-                                                  "origin_cohort_id": gen.origin_cohort_id,
-                                                  "materialized_seq": gen.materialized_seq or 0})
-        raw = llm.complete(gen.llm_model_id or "", _prompt(stage, gen, store), gen_id)
-        artifacts = store.write(stage, gen_id, {"raw.txt": raw, "parsed.txt": _parsed(stage, raw)})
-        seq = ledger.recorder(context).record_materialized(gen.origin_cohort_id, stage, gen_id, artifacts)
-        return dg.MaterializeResult(metadata={"status": "generated", "origin_cohort_id": gen.origin_cohort_id,
-                                              "materialized_seq": seq})
+        return dg.MaterializeResult(metadata=materialize_gen(context, ledger, llm, store, stage, context.partition_key))
 
     return _gen
 

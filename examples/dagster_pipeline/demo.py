@@ -39,6 +39,10 @@ class CohortRun:
     plan: dict[str, Any] = field(default_factory=dict)
     generated: dict[str, list[str]] = field(default_factory=dict)
     reused: dict[str, list[str]] = field(default_factory=dict)
+    #: gen -> "reused from <origin>, materialized at seq N" for the short-circuited ones
+    notes: dict[str, str] = field(default_factory=dict)
+    #: check name -> passed, for every check evaluated in the cohort's runs
+    checks: dict[str, bool] = field(default_factory=dict)
     scores: int = 0
     runs: int = 0
 
@@ -50,11 +54,16 @@ def _materialize(instance: dg.DagsterInstance, res: Any, keys: Sequence[dg.Asset
                           partition_key=partition_key, instance=instance, resources=res, run_config=QUIET)
 
 
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
 def run_cohort(instance: dg.DagsterInstance, ledger_path: str, data_root: str, cohort_id: str) -> CohortRun:
     """Membership (with its checks), every active gen stage by stage, the scores, the projections."""
     res = resources(ledger_path, data_root)
     out = CohortRun(cohort_id)
     result = _materialize(instance, res, [cohort_membership.key], cohort_id)
+    out.checks.update(_checks(result))
     out.plan = {k: v.value for k, v in result.asset_materializations_for_node("cohort_membership")[0].metadata.items()
                 if k.endswith(("_new", "_reused", "_active"))}
     out.runs += 1
@@ -62,12 +71,14 @@ def run_cohort(instance: dg.DagsterInstance, ledger_path: str, data_root: str, c
         out.generated[stage], out.reused[stage] = [], []
         for gen_id in CohortScope.from_ledger(ledger_path).active_stage_gen_ids(cohort_id, stage):
             result = _materialize(instance, res, [dg.AssetKey(stage)], gen_id)
-            status = result.asset_materializations_for_node(stage)[0].metadata["status"].value
-            (out.generated if status == "generated" else out.reused)[stage].append(gen_id)
+            metadata = result.asset_materializations_for_node(stage)[0].metadata
+            (out.generated if metadata["status"].value == "generated" else out.reused)[stage].append(gen_id)
+            if "note" in metadata:
+                out.notes[gen_id] = str(metadata["note"].value)
             out.runs += 1
     result = _materialize(instance, res, [cohort_scores.key], cohort_id)
     out.scores = result.asset_materializations_for_node("cohort_scores")[0].metadata["dagster/row_count"].value
-    _materialize(instance, res, list(projections.keys))
+    out.checks.update(_checks(_materialize(instance, res, list(projections.keys))))
     out.runs += 2
     return out
 
@@ -91,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for stage in STAGES:
                 print(f"  {stage:<10} ran the model for {len(run.generated[stage])}, "
                       f"short-circuited {len(run.reused[stage])} (already materialized)")
+            for gen_id, note in run.notes.items():
+                print(f"    {gen_id}: {note}")
+            print("  checks: " + ", ".join(f"{k} {'passed' if ok else 'FAILED'}" for k, ok in run.checks.items()))
             print(f"  model calls {len(calls(data_root)) - before}, cohort_scores rows {run.scores}, "
                   f"{run.runs} runs in {time.monotonic() - started:.1f}s")
     head = Ledger.open(ledger_path).head

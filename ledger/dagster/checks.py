@@ -76,7 +76,7 @@ def member_problems(scope: CohortScope, parents: Mapping[str, str], cohort_id: s
             continue
         parent_stage, parent = parents.get(stage), m.get("parent_gen_id")
         if parent_stage is not None and (parent_stage, parent) not in active:
-            problems.append(f"{gen}: parent {parent} is not a {parent_stage} of cohort {cohort_id}")
+            problems.append(f"{gen}: parent {parent} is not an active {parent_stage} of cohort {cohort_id}")
     return problems
 
 
