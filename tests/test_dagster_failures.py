@@ -173,5 +173,7 @@ def test_a_corrupt_chain_is_named_by_seq(env: Env) -> None:
     lines[4] = lines[4].replace(b'"replicate":1', b'"replicate":2')
     log.write_bytes(b"".join(lines))
     assert (chain_problem(Ledger.open(env.ledger)) or "").startswith("events.jsonl is corrupt at seq 5:")
-    result = env.run([], "cohort-a", selection=dg.AssetSelection.checks_for_assets(cohort_membership))
-    assert failed_checks(result)["ledger_chain_verifies"].startswith("events.jsonl is corrupt at seq 5")
+    result = env.run([], selection=dg.AssetSelection.checks_for_assets(cohort_membership))
+    failed = failed_checks(result)
+    assert failed.keys() == {"ledger_chain_verifies", "cohort_members_complete"}
+    assert all(d.startswith("events.jsonl is corrupt at seq 5:") for d in failed.values())

@@ -65,7 +65,9 @@ class GenStore(dg.ConfigurableResource):  # type: ignore[type-arg]
         hashes = {}
         for name, text in sorted(files.items()):
             data = text.encode("utf-8")
-            (out / name).write_bytes(data)
+            tmp = out / f".{name}.{os.getpid()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, out / name)  # whole or absent: another step may be reading it
             hashes[name.split(".")[0]] = hashlib.sha256(data).hexdigest()
         return hashes
 

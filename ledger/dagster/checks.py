@@ -22,7 +22,7 @@ import dagster as dg
 from ..app.service import Ledger
 from ..cohorts.scope import CohortScope
 from ..domain.ids import SIGNATURE_FIELDS
-from ..errors import CorruptLogError, InvalidInputError
+from ..errors import CorruptLogError, InvalidInputError, LedgerError
 from .resource import CohortLedgerResource
 
 #: How many offending gens a failed check names in its description.
@@ -122,8 +122,10 @@ def ledger_checks(cohort_asset: dg.AssetsDefinition | dg.AssetKey | str, *,
         resource: CohortLedgerResource = getattr(context.resources, resource_key)
         led = resource.ledger()
         problem = chain_problem(led, pinned)
+        if problem is not None:
+            return dg.AssetCheckResult(passed=False, description=problem, metadata={"pins": len(pinned)})
         head = led.head
-        return dg.AssetCheckResult(passed=problem is None, description=problem or f"chain verifies to seq {head.seq}",
+        return dg.AssetCheckResult(passed=True, description=f"chain verifies to seq {head.seq}",
                                    metadata={"head_seq": head.seq, "head_hash": head.hash, "pins": len(pinned)})
 
     @dg.asset_check(asset=cohort_asset, name="cohort_members_complete", blocking=blocking,
@@ -131,7 +133,10 @@ def ledger_checks(cohort_asset: dg.AssetsDefinition | dg.AssetKey | str, *,
                     description="Every active member has its origin metadata and its parent in the cohort.")
     def members_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         resource: CohortLedgerResource = getattr(context.resources, resource_key)
-        scope = resource.scope()
+        try:
+            scope = resource.scope()
+        except LedgerError as exc:  # a corrupt log: no state to check (the chain check names the seq)
+            return dg.AssetCheckResult(passed=False, description=str(exc))
         parents = resource.ledger().config.parents
         cohorts = [context.partition_key] if context.has_partition_key else scope.cohorts()
         problems = [p for c in cohorts for p in member_problems(scope, parents, c)]
@@ -150,10 +155,11 @@ def ledger_checks(cohort_asset: dg.AssetsDefinition | dg.AssetKey | str, *,
                         description="The projection files reflect the ledger's head.")
         def projections_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
             resource: CohortLedgerResource = getattr(context.resources, resource_key)
-            led = resource.ledger()
-            problem = projection_problem(led, resource.projections_out())
-            return dg.AssetCheckResult(passed=problem is None, description=problem or "projections are current",
-                                       metadata={"head_seq": led.head.seq})
+            try:
+                problem = projection_problem(resource.ledger(), resource.projections_out())
+            except LedgerError as exc:
+                problem = str(exc)
+            return dg.AssetCheckResult(passed=problem is None, description=problem or "projections are current")
 
         checks.append(projections_check)
     return checks

@@ -9,7 +9,7 @@ reports each table's row count and column schema (`dagster/row_count`,
 
 
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import dagster as dg
 
@@ -19,7 +19,7 @@ from .resource import CohortLedgerResource
 TABLES = {"ledger_manifest": "manifest.parquet", "ledger_membership": "membership.parquet"}
 
 
-def table_metadata(path: Path) -> dict[str, object]:
+def table_metadata(path: Path) -> dict[str, Any]:
     """Row count and column schema of a Parquet file, from its footer."""
     import pyarrow.parquet as pq
 
@@ -39,7 +39,7 @@ def projection_assets(*, resource_key: str = "ledger", deps: Sequence[dg.AssetDe
              for name, file in TABLES.items()]
 
     @dg.multi_asset(specs=specs, name="ledger_projections", required_resource_keys={resource_key})
-    def ledger_projections(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+    def ledger_projections(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult[None]]:
         import projections
 
         resource: CohortLedgerResource = getattr(context.resources, resource_key)

@@ -24,7 +24,8 @@ from ..errors import ConflictError
 
 #: What a step records as `by.actor`.
 ACTOR = "dagster"
-#: Re-plans of `plan_cohort_stage` when other writers keep appending in between.
+#: Re-plans of `plan_cohort_stage` (and re-reads of partitions in `sync_partitions`) when
+#: other writers keep changing them in between.
 PLAN_ATTEMPTS = 5
 Context = dg.AssetExecutionContext | dg.OpExecutionContext | dg.AssetCheckExecutionContext
 
@@ -82,29 +83,39 @@ class CohortLedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Add the cohort's active gens of each stage to that stage's dynamic partitions.
 
         Add-only: returns how many keys were added per stage. Keys registered but no longer
-        active in any cohort are logged as a warning; they are deleted only with
-        `prune=True` (their materialization history stays in the instance).
+        active in any cohort (`stale_partitions`) are logged as a warning; they are deleted
+        only with `prune=True` (their materialization history stays in the instance).
         """
         scope = self.scope()
         instance = context.instance
         added: dict[str, int] = {}
         for stage, definition in partitions.items():
             name = _partitions_name(definition)
-            registered = set(instance.get_dynamic_partitions(name))
-            new = [g for g in scope.active_stage_gen_ids(cohort_id, stage) if g not in registered]
-            if new:
-                instance.add_dynamic_partitions(name, new)
-            added[stage] = len(new)
-            active = {g for c in scope.cohorts() for g in scope.active_stage_gen_ids(c, stage)}
-            stale = sorted(registered - active)
+            added[stage] = _add_partitions(instance, name, scope.active_stage_gen_ids(cohort_id, stage))
+        for stage, stale in self._stale(scope, instance, partitions).items():
             if stale:
-                action = "pruned" if prune else "kept (pass prune=True to delete them)"
+                name = _partitions_name(partitions[stage])
+                action = "pruned" if prune else "kept (prune=True deletes them)"
                 context.log.warning(f"{len(stale)} {name} partition(s) no longer active in any cohort, "
                                     f"{action}: {', '.join(stale[:10])}{' ...' if len(stale) > 10 else ''}")
                 if prune:
                     for key in stale:
                         instance.delete_dynamic_partition(name, key)
         return added
+
+    def stale_partitions(self, context: Context,
+                         partitions: Mapping[str, dg.DynamicPartitionsDefinition]) -> dict[str, list[str]]:
+        """Per stage, the registered partition keys no gen of which is active in any cohort."""
+        return self._stale(self.scope(), context.instance, partitions)
+
+    @staticmethod
+    def _stale(scope: CohortScope, instance: dg.DagsterInstance,
+               partitions: Mapping[str, dg.DynamicPartitionsDefinition]) -> dict[str, list[str]]:
+        out = {}
+        for stage, definition in partitions.items():
+            active = {g for c in scope.cohorts() for g in scope.active_stage_gen_ids(c, stage)}
+            out[stage] = sorted(set(instance.get_dynamic_partitions(_partitions_name(definition))) - active)
+        return out
 
     # -- skip-existing --------------------------------------------------------------------
     def plan_cohort_stage(self, context: Context, cohort_id: str, stage: str, wanted: Sequence[Wanted],
@@ -142,6 +153,27 @@ def plan_table(plans: Sequence[ReusePlan]) -> dg.TableMetadataValue:
         dg.TableColumn("action", "string"), dg.TableColumn("origin_cohort_id", "string"),
         dg.TableColumn("replicate", "int")])
     return dg.MetadataValue.table(rows, schema)
+
+
+def _add_partitions(instance: dg.DagsterInstance, name: str, keys: Sequence[str]) -> int:
+    """Register the missing `keys`; return how many this call added.
+
+    Steps of other runs (or of this one, in other processes) register keys at the same
+    time, and the instance storage refuses a key added twice (each backend with its own
+    integrity error): then the registered keys are read again and the rest added.
+    """
+    for attempt in range(PLAN_ATTEMPTS):
+        registered = set(instance.get_dynamic_partitions(name))
+        new = [k for k in keys if k not in registered]
+        if not new:
+            return 0
+        try:
+            instance.add_dynamic_partitions(name, new)
+            return len(new)
+        except Exception:  # noqa: BLE001 - the storage's own integrity error: someone added a key first
+            if attempt == PLAN_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable: PLAN_ATTEMPTS >= 1")
 
 
 def _asset_key(context: Context) -> str | None:
