@@ -6,6 +6,7 @@ of several concurrent appenders. Prints one JSON object.
     python -m benchmarks.child open LEDGER
     python -m benchmarks.child verify LEDGER
     python -m benchmarks.child phases LEDGER OUT SCRATCH
+    python -m benchmarks.child duckdb LEDGER OUT
     python -m benchmarks.child append LEDGER TAG APPENDS BATCH   (waits for "go" on stdin)
 """
 
@@ -54,29 +55,44 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
 
     from ledger import Ledger
     from ledger.log.checkpoint import write_checkpoint
+    from ledger.log.file_store import FileLogStore
     from ledger.log.perf import paused_gc
     from ledger.app.replay import replay
-    from projections.build import render
+    from projections.build import about, render
     from projections.files import replace_files
 
     led = Ledger.open(ledger)
     times: dict[str, float] = {}
     with paused_gc():
         t0 = time.perf_counter()
-        folded = replay(led.path, led.config, led.log_path, None, use_checkpoints=False)
+        folded = replay(led.store, led.config, None, use_checkpoints=False)
         times["replay"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         files = render(folded.state)
         times["render"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        replace_files(Path(out), files, folded.state.seq, folded.state.hash)
+        replace_files(Path(out), files, folded.state.seq, folded.state.hash, about(folded.state))
         times["write_files"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         Path(scratch).mkdir(parents=True, exist_ok=True)
         assert folded.position is not None
-        write_checkpoint(Path(scratch), led.config, folded.state, folded.position)
+        write_checkpoint(FileLogStore(scratch), led.config, folded.state, folded.position)
         times["checkpoint"] = time.perf_counter() - t0
     return times
+
+
+def duckdb_peer(ledger: str, out: str) -> dict[str, Any]:
+    """The DuckDB peer in a fresh process, timed from before `import duckdb`."""
+    from pathlib import Path
+
+    from ledger import Ledger
+
+    from . import duckdb_peer as peer
+
+    led = Ledger.open(ledger)
+    t0 = time.perf_counter()
+    counts = peer.run(led.log_path, Path(out), list(led.config.stages))
+    return {"seconds": time.perf_counter() - t0, "maxrss_kib": _maxrss_kib(), **counts}
 
 
 def open_state(ledger: str) -> dict[str, Any]:
@@ -127,6 +143,9 @@ def main() -> None:
     f.add_argument("ledger")
     f.add_argument("out")
     f.add_argument("scratch")
+    d = sub.add_parser("duckdb")
+    d.add_argument("ledger")
+    d.add_argument("out")
     v = sub.add_parser("verify")
     v.add_argument("ledger")
     a = sub.add_parser("append")
@@ -141,6 +160,8 @@ def main() -> None:
         result = open_state(args.ledger)
     elif args.task == "phases":
         result = phases(args.ledger, args.out, args.scratch)
+    elif args.task == "duckdb":
+        result = duckdb_peer(args.ledger, args.out)
     elif args.task == "verify":
         result = verify(args.ledger)
     else:

@@ -32,6 +32,15 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("full build (verify + fold + Parquet/CSV + checkpoint)",
                     f"{fb['seconds']:.3f} s = {fb['events_per_s']:,.0f} events/s = {fb['vs_floor']:.2f}× floor",
                     "≤ 1.0× raw floor", _status(fb["vs_floor"] <= 1.0)))
+        peer = r.get("duckdb_peer", {})
+        if "seconds" in peer:
+            out.append(("DuckDB peer: read_json + SQL → manifest + membership Parquet (fresh process)",
+                        f"{peer['seconds']:.3f} s ({peer['manifest_rows']:,} + {peer['membership_rows']:,} rows, "
+                        f"equal to the build's); full build {peer['full_build_vs_peer']:.2f}× the peer, "
+                        f"raw floor {floor / peer['seconds']:.2f}×", "full build ≤ 1.5× peer",
+                        _status(peer["full_build_vs_peer"] <= 1.5)))
+        elif peer:
+            out.append(("DuckDB peer", "skipped: " + peer["skipped"], "full build ≤ 1.5× peer", "n/a"))
         if "phases" in fb:
             out.append(("full build, step by step (one run)",
                         "; ".join(f"{k.replace('_', ' ')} {v:.3f} s" for k, v in fb["phases"].items()), "", ""))

@@ -77,7 +77,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str | None] = {}
-    for dist in ("cohort-ledger", "orjson", "pydantic", "pydantic-core", "pyarrow", "eventsourcing"):
+    for dist in ("cohort-ledger", "orjson", "pydantic", "pydantic-core", "pyarrow", "eventsourcing", "duckdb"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -253,6 +253,8 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
         log(f"full build (verify + fold + Parquet/CSV + checkpoint): {full:.3f} s ({n / full:,.0f} events/s), "
             f"{full / floor:.2f}x the raw floor; peak RSS {rss / 2**20:,.0f} MiB")
 
+        res["duckdb_peer"] = duckdb_peer(path, work, res["full_build"])
+
         phases = child("phases", str(path), str(work / "out" / "phases"), str(work / "out" / "phases-ckpt"))
         res["full_build"]["phases"] = phases
         log("full build step by step: " + ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()))
@@ -324,6 +326,29 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     res["baseline_b"] = baseline_b(work, head, res, samples)
     res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return res
+
+
+def duckdb_peer(path: Path, work: Path, full: dict[str, Any]) -> dict[str, Any]:
+    """The DuckDB peer (benchmarks/duckdb_peer.py) in a fresh process per run, beside the full
+    build; its row counts must equal those of the build's own Parquet files."""
+    if importlib.util.find_spec("duckdb") is None:
+        log("DuckDB peer skipped: duckdb is not installed (pip install -e '.[bench]')")
+        return {"skipped": "duckdb is not installed"}
+    import pyarrow.parquet as pq
+
+    runs = [child("duckdb", str(path), str(work / "out" / "duckdb")) for _ in range(len(full["runs"]))]
+    best_run = min(runs, key=lambda r: r["seconds"])
+    for table in ("manifest", "membership"):
+        ours = pq.ParquetFile(work / "out" / "full" / f"{table}.parquet").metadata.num_rows
+        if best_run[table] != ours:
+            raise RuntimeError(f"DuckDB peer: {table} has {best_run[table]} rows, the build's {ours}")
+    out = {"seconds": best_run["seconds"], "runs": [r["seconds"] for r in runs], "manifest_rows": best_run["manifest"],
+           "membership_rows": best_run["membership"], "peak_rss_bytes": best_run["maxrss_kib"] * 1024,
+           "full_build_vs_peer": full["seconds"] / best_run["seconds"], "row_counts_equal": True}
+    log(f"DuckDB peer (read_json + SQL -> manifest/membership.parquet): {out['seconds']:.3f} s, "
+        f"{out['manifest_rows']:,} + {out['membership_rows']:,} rows (equal to the build's); "
+        f"full build {out['full_build_vs_peer']:.2f}x the peer")
+    return out
 
 
 def legacy_import(work: Path, gens: int) -> dict[str, Any]:

@@ -68,7 +68,9 @@ def test_membership_parquet_and_csvs(ledger: Ledger) -> None:
     ]
     assert (out / "cohorts" / "B" / "membership.csv").read_bytes() == b"stage,gen_id,cohort_id\ndraft,d0,B\ndraft,d1,B\n"
     assert (out / "cohorts" / "A" / "membership.csv").read_bytes() == b"stage,gen_id,cohort_id\n"  # had members
-    assert not (out / "cohorts" / "never-used").exists()
+    # opened, never a member: a header-only file, the pipeline's "empty cohort" (no file would be "data missing")
+    assert (out / "cohorts" / "never-used" / "membership.csv").read_bytes() == b"stage,gen_id,cohort_id\n"
+    assert orjson.loads((out / "_projection.json").read_bytes())["cohorts"] == ["A", "B", "never-used"]
 
 
 def test_stage_order_is_the_configured_one_not_alphabetical(tmp_path: Path) -> None:
@@ -188,7 +190,7 @@ def test_foreign_files_survive_and_stale_owned_files_go(ledger: Ledger, tmp_path
     for rel, data in foreign.items():
         assert (out / rel).read_bytes() == data
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
-        [*foreign, "_projection.json", "manifest.parquet", "membership.parquet"])
+        [*foreign, "_projection.json", "_projection.lock", "manifest.parquet", "membership.parquet"])
 
 
 def test_empty_owned_cohort_folder_is_removed(ledger: Ledger) -> None:

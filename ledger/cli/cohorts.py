@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..cohorts.admin import rename_key as rename_key_op
 from ..cohorts.admin import seal_cohort
@@ -17,25 +13,13 @@ from ..errors import InvalidInputError
 from ..cohorts.history import cohort_history
 from ..cohorts.reuse import plan_and_apply, plan_reuse, read_wanted
 from ..cohorts.scope import CohortScope
-from .common import cli, emit_json, emit_json_list, json_option, open_ledger
+from .common import cli, emit_json, emit_json_list, json_option, open_ledger, print_table
 
 
 def cli_provenance() -> dict[str, str]:
     """`by` of events an operator appends from the command line: who, and through what."""
     user = os.environ.get("USER") or os.environ.get("LOGNAME")
     return {"source": "cli", **({"actor": user} if user else {})}
-
-
-def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A plain aligned table; wide when piped, so long gen ids are never folded."""
-    console = Console(width=None if sys.stdout.isatty() else 1000, highlight=False, soft_wrap=False)
-    table = Table(*columns, box=None, pad_edge=False)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    if title:
-        click.echo(title)
-    if table.row_count:
-        console.print(table)
 
 
 @cli.command()
@@ -75,14 +59,21 @@ def reuse(cohort_id: str, stage: str, wanted_csv: Path, allowed: tuple[str, ...]
 @click.option("--stage", default=None, help="Only members of this stage.")
 @json_option
 def show(cohort_id: str, stage: str | None, as_json: bool) -> None:
-    """The cohort's active members with their origin metadata, origin cohort and when they joined."""
+    """The cohort's active members with their origin metadata, origin cohort and when they joined.
+
+    In `--json` rows, `cohort_id` is the member cohort (COHORT) and `origin_cohort_id` the
+    cohort the gen was created in, whatever the manifest's rename state calls that column.
+
+    Example: cohort-ledger show best_novelty_all_evals --stage evaluation --json
+    """
     ledger = open_ledger()
     state = ledger.state
     cohort = state.cohorts.get(cohort_id)
     if cohort is None:
         raise InvalidInputError(f"cohort {cohort_id} is unknown to this ledger")
-    if stage is not None and stage not in state.stages:
-        raise InvalidInputError(f"stage {stage!r} is not one of this ledger's stages")
+    rule = state.stage_rule(stage) if stage is not None else None
+    if rule is not None:
+        raise InvalidInputError(rule)
     rows = CohortScope.from_state(state).members(cohort_id, stage)
     if as_json:
         emit_json_list(rows)
