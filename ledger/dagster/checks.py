@@ -22,6 +22,7 @@ import dagster as dg
 from ..app.service import Ledger
 from ..cohorts.scope import CohortScope
 from ..domain.ids import SIGNATURE_FIELDS
+from ..domain.projection_files import PROJECTION_INFO_FILE
 from ..errors import CorruptLogError, InvalidInputError, LedgerError
 from .resource import CohortLedgerResource
 
@@ -84,9 +85,16 @@ def projection_problem(ledger: Ledger, out_dir: str | Path) -> str | None:
     """Why the projections in `out_dir` are not current (seq and hash = the head), or None."""
     # the projection record's reader lives with its writer; imported here, not at module
     # load, because `projections` depends on `ledger` (this integration is the exception)
-    from projections.files import owned
+    from projections.files import OutDir, owned
 
-    record = owned(Path(out_dir))
+    path = Path(out_dir)
+    record = None
+    if (path / PROJECTION_INFO_FILE).is_file():
+        out = OutDir(path)
+        try:
+            record = owned(out)
+        finally:
+            out.close()
     head = ledger.head
     if record is None:
         return f"{out_dir} holds no projections: run the projections asset (or `cohort-ledger build`)"

@@ -20,7 +20,8 @@ from ..cohorts.hooks import PipelineRecorder, materialized_seq
 from ..cohorts.reuse import ReusePlan, Wanted, plan_reuse
 from ..cohorts.scope import CohortScope
 from ..domain.state import Generation
-from ..errors import ConflictError
+from ..errors import ConflictError, InvalidInputError
+from ..log.file_store import FileLogStore
 
 #: What a step records as `by.actor`.
 ACTOR = "dagster"
@@ -49,10 +50,16 @@ class CohortLedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self.ledger().head
 
     def projections_out(self) -> str:
-        """Where the projections go: `projections_dir`, else the ledger's default."""
+        """Where the projections go: `projections_dir`, else `<ledger>/projections` for a
+        ledger directory (a ledger elsewhere needs `projections_dir`)."""
         from projections.build import DEFAULT_OUT
 
-        return self.projections_dir or f"{self.ledger_path.rstrip('/')}/{DEFAULT_OUT}"
+        if self.projections_dir:
+            return self.projections_dir
+        store = self.ledger().store
+        if isinstance(store, FileLogStore):
+            return str(store.path / DEFAULT_OUT)
+        raise InvalidInputError(f"{store.location} is not a local directory: set projections_dir")
 
     def generation(self, gen_id: str) -> Generation | None:
         """A gen's origin metadata and materialization seq, None for an unknown gen."""
