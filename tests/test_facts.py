@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from test_reliability_stateful import client_ids, events, with_id
 
 from ledger import Ledger, LedgerError
-from ledger.app.service import INDEX_FILE
+from ledger.log.file_store import FileLogStore
 from ledger.domain.state import State
 
 
@@ -29,8 +29,12 @@ def outcome(ledger: Ledger, batch: list[dict[str, Any]]) -> Any:
         return f"{type(exc).__name__}: {exc}"
 
 
+def index_file(path: Path) -> Path:
+    return FileLogStore(path).index_path()
+
+
 def index_facts(path: Path) -> dict[str, Any]:
-    db = sqlite3.connect(path / INDEX_FILE)
+    db = sqlite3.connect(index_file(path))
     try:
         return {
             "gens": sorted(db.execute("SELECT * FROM gens").fetchall()),
@@ -112,12 +116,12 @@ def test_a_missing_foreign_or_unreadable_index_is_rebuilt(tmp_path: Path) -> Non
     _grow(foreign, "f", 3)
     led.close()
     for damage in ("missing", "foreign", "garbage"):
-        index = led.path / INDEX_FILE
+        index = index_file(led.path)
         if damage == "missing":
             index.unlink()
         elif damage == "foreign":
             foreign.close()
-            shutil.copy(foreign.path / INDEX_FILE, index)
+            shutil.copy(index_file(foreign.path), index)
         else:
             index.write_bytes(b"not a database" * 100)
         for suffix in ("-wal", "-shm"):

@@ -303,6 +303,15 @@ class FactIndex:
         key_names = {k: tuple(v) for k, v in orjson.loads(meta["key_names"]).items()}
         return IndexedState(self.config, db, pos, key_names)
 
+    def position(self) -> Position | None:
+        """The boundary the index reflects now (another writer may have moved it), if readable."""
+        try:
+            db = self._connect()
+            row = db.execute("SELECT value FROM meta WHERE key = 'position'").fetchone() if db else None
+        except sqlite3.DatabaseError:
+            return None
+        return _position(row[0]) if row is not None else None
+
     def boundary_before(self, seq: int) -> Position | None:
         """The latest recorded batch boundary before event `seq`, if any (for seeking reads)."""
         db = self._connect()
