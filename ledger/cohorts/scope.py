@@ -95,26 +95,12 @@ class CohortScope:
 
         `_projection.json` says which manifest column holds each metadata key (the rename
         state: the origin may be `cohort_id`, `origin_cohort_id` or any other name) and lists
-        every cohort, the empty ones included.
+        every cohort, the empty ones included. The Parquet files are read when a query needs
+        them: `active_stage_gen_ids` and `origin_metadata` read only the rows and columns
+        they answer from (what every pipeline asset asks, in a process of its own); any other
+        query loads both files once.
         """
-        out = Path(out_dir)
-        info = _projection_info(out)
-        manifest = _read_parquet(out / MANIFEST)
-        membership = _read_parquet(out / MEMBERSHIP)
-        columns = {key: names[-1] for key, names in info["key_names"].items()}  # during alias both hold the same
-        missing = sorted(set(columns.values()) - set(manifest.column_names))
-        if missing:
-            raise InvalidInputError(f"{out / MANIFEST} has no column {', '.join(missing)} that "
-                                    f"{PROJECTION_INFO} names: rebuild it with `cohort-ledger build`")
-        gens = []
-        stages: dict[str, None] = {}  # manifest rows are in stage order: first sightings give it
-        for row in manifest.to_pylist():
-            logical = {**row, **{_FIELD.get(key, key): row[name] for key, name in columns.items()}}
-            stages.setdefault(row["stage"], None)
-            gens.append({k: logical.get(k) for k in METADATA_FIELDS})
-        members = [Member(r["cohort_id"], r["stage"], r["gen_id"], r["origin_cohort_id"], r["reused"], r["added_seq"])
-                   for r in membership.to_pylist()]
-        return cls(stages, gens, members, info["seq"], info["cohorts"])
+        return _ProjectionScope(Path(out_dir))
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "CohortScope":
@@ -182,12 +168,75 @@ class CohortScope:
         raise TypeError(f"filter takes a pyarrow Table or a pandas DataFrame, not {type(table).__name__}")
 
 
-def _read_parquet(path: Path) -> "pa.Table":
+class _ProjectionScope(CohortScope):
+    """A scope over a projection directory that reads its Parquet files as late as it can."""
+
+    _LOADED = ("_gens", "_members", "_rank")
+
+    def __init__(self, out: Path) -> None:  # noqa: the base state is set by _load, on demand
+        self._out = out
+        info = _projection_info(out)
+        self.seq = info["seq"]
+        self._info = info
+        #: manifest column of each logical metadata key (during an alias both hold the same values)
+        self._columns = {key: names[-1] for key, names in info["key_names"].items()}
+        for name in (MANIFEST, MEMBERSHIP):
+            if not (out / name).is_file():
+                raise InvalidInputError(f"{out / name} is missing: run `cohort-ledger build` first")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._LOADED:  # the first query that needs everything: load both files
+            self._load()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def _load(self) -> None:
+        manifest = _read_parquet(self._out / MANIFEST)
+        membership = _read_parquet(self._out / MEMBERSHIP)
+        self._check_columns(manifest.column_names)
+        gens = []
+        stages: dict[str, None] = {}  # manifest rows are in stage order: first sightings give it
+        for row in manifest.to_pylist():
+            stages.setdefault(row["stage"], None)
+            gens.append(self._logical(row))
+        members = [Member(r["cohort_id"], r["stage"], r["gen_id"], r["origin_cohort_id"], r["reused"], r["added_seq"])
+                   for r in membership.to_pylist()]
+        CohortScope.__init__(self, stages, gens, members, self._info["seq"], self._info["cohorts"])
+
+    def _check_columns(self, names: list[str]) -> None:
+        missing = sorted(set(self._columns.values()) - set(names))
+        if missing:
+            raise InvalidInputError(f"{self._out / MANIFEST} has no column {', '.join(missing)} that "
+                                    f"{PROJECTION_INFO} names: rebuild it with `cohort-ledger build`")
+
+    def _logical(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A manifest row under the scope's field names (METADATA_FIELDS)."""
+        logical = {**row, **{_FIELD.get(key, key): row[name] for key, name in self._columns.items()}}
+        return {k: logical.get(k) for k in METADATA_FIELDS}
+
+    def active_stage_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
+        if "_members" in self.__dict__:
+            return super().active_stage_gen_ids(cohort_id, stage)
+        rows = _read_parquet(self._out / MEMBERSHIP, ["gen_id"], [("cohort_id", "=", cohort_id), ("stage", "=", stage)])
+        return sorted(rows.column("gen_id").to_pylist())
+
+    def origin_metadata(self, gen_id: str) -> dict[str, Any]:
+        if "_gens" in self.__dict__:
+            return super().origin_metadata(gen_id)
+        rows = _read_parquet(self._out / MANIFEST, None, [("gen_id", "=", gen_id)])
+        self._check_columns(rows.column_names)
+        if rows.num_rows == 0:
+            raise InvalidInputError(f"generation {gen_id} is unknown")
+        return self._logical(rows.slice(0, 1).to_pylist()[0])
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None,
+                  filters: list[tuple[str, str, Any]] | None = None) -> "pa.Table":
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path)
+        return pq.read_table(path, columns=columns, filters=filters)
     except FileNotFoundError:
         raise InvalidInputError(f"{path} is missing: run `cohort-ledger build` first") from None
     except (OSError, pa.ArrowInvalid) as exc:
