@@ -239,6 +239,28 @@ class IndexedState(State):
         return sum(m.held for m in maps)
 
 
+class FactsSnapshot:
+    """A read-only view of the index at one boundary: an SQLite read transaction, so writers
+    committing meanwhile are not seen (what a `CohortScope` over a ledger answers from)."""
+
+    def __init__(self, db: sqlite3.Connection, position: Position) -> None:
+        self._db = db
+        self.position = position
+
+    def generation(self, gen_id: str) -> Generation | None:
+        row = self._db.execute("SELECT * FROM gens WHERE gen_id = ?", (gen_id,)).fetchone()
+        return Generation(*row) if row is not None else None
+
+    def active_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
+        """The cohort's active members of one stage, sorted by code point (SQLite's BINARY order)."""
+        rows = self._db.execute("SELECT gen_id FROM members WHERE cohort_id = ? AND stage = ? ORDER BY gen_id",
+                                (cohort_id, stage))
+        return [gid for (gid,) in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
 def _position_json(pos: Position) -> str:
     return orjson.dumps(dataclasses.asdict(pos)).decode()
 
@@ -311,6 +333,23 @@ class FactIndex:
         except sqlite3.DatabaseError:
             return None
         return _position(row[0]) if row is not None else None
+
+    def snapshot(self) -> FactsSnapshot | None:
+        """A read transaction on the index as it is now (call it where no writer commits, i.e.
+        in the store's writing section, right after catching the index up)."""
+        if not self.path.exists():
+            return None
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("BEGIN")
+            row = db.execute("SELECT value FROM meta WHERE key = 'position'").fetchone()  # pins the snapshot
+        except sqlite3.DatabaseError:
+            db.close()
+            return None
+        if row is None:
+            db.close()
+            return None
+        return FactsSnapshot(db, _position(row[0]))
 
     def boundary_before(self, seq: int) -> Position | None:
         """The latest recorded batch boundary before event `seq`, if any (for seeking reads)."""

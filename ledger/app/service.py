@@ -33,7 +33,7 @@ from ..log.fsio import environment_error
 from ..log.location import Where, open_store
 from ..log.perf import paused_gc
 from ..log.store import LogStore
-from .facts import BOUNDARY_EVERY, CACHE_LIMIT, FactIndex, IndexedState
+from .facts import BOUNDARY_EVERY, CACHE_LIMIT, FactIndex, FactsSnapshot, IndexedState
 from .replay import apply_recorded, starting_point
 from ..log.scan import Position, Tail
 from ..domain.state import DomainError, Generation, State
@@ -278,6 +278,20 @@ class Ledger:
                 self._commit_facts(self._facts, state)
                 found: Generation | None = state.generations.get(gen_id)
                 return found
+
+    def facts_snapshot(self) -> FactsSnapshot | None:
+        """The writers' index caught up to the log's end and pinned there (a read transaction):
+        lookups without the state. None when the store keeps no index."""
+        if self._facts is None:
+            return None
+        with self._mutex, paused_gc(), self.store.writing():
+            state, _ = self._indexed_state(self._facts)
+            try:
+                self._facts.commit(state)
+            except sqlite3.Error:
+                self._writer = None
+                return None
+            return self._facts.snapshot()
 
     def _append_locked(self, batch: list[_Pending], expected_seq: int | None, state: State | None,
                        pos: Position) -> tuple[list[int], Position]:

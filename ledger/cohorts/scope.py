@@ -26,7 +26,8 @@ import orjson
 
 from ..errors import InvalidInputError
 from ..domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, PROJECTION_INFO_FILE
-from ..domain.state import GENERATION_ATTR, METADATA_KEYS, State
+from ..domain.state import GENERATION_ATTR, METADATA_KEYS, Generation, State
+from ..app.facts import FactsSnapshot
 from ..app.service import Ledger
 
 if TYPE_CHECKING:
@@ -72,21 +73,30 @@ class CohortScope:
     # -- sources ------------------------------------------------------------------------
     @classmethod
     def from_state(cls, state: State) -> "CohortScope":
-        stored = METADATA_FIELDS[:-1]  # every field but `materialized` is a Generation attribute
-        get = attrgetter(*stored)
-        gens = [{**dict(zip(stored, get(g))), "materialized": g.materialized_seq is not None}
-                for g in state.generations.values()]
+        scope = cls.__new__(cls)
+        scope._init_from_state(state)
+        return scope
+
+    def _init_from_state(self, state: State) -> None:
+        gens = list(map(_generation_fields, state.generations.values()))
         members = []
         for cohort in state.cohorts.values():
             for gid, added in cohort.members.items():
                 gen = state.generations[gid]
                 members.append(Member(cohort.cohort_id, gen.stage, gid, gen.origin_cohort_id,
                                       gen.origin_cohort_id != cohort.cohort_id, added))
-        return cls(state.config.stages, gens, members, state.seq, state.cohorts)
+        CohortScope.__init__(self, state.config.stages, gens, members, state.seq, state.cohorts)
 
     @classmethod
     def from_ledger(cls, ledger: Ledger | str | os.PathLike[str]) -> "CohortScope":
+        """The ledger's scope as of now. Where the ledger keeps the writers' index (a local
+        directory), `active_stage_gen_ids` and `origin_metadata` are answered from it without
+        loading the state; any other query folds the state as of the same seq, once."""
         led = ledger if isinstance(ledger, Ledger) else Ledger.open(ledger)
+        if led._state is None:
+            snapshot = led.facts_snapshot()
+            if snapshot is not None:
+                return _IndexScope(led, snapshot)
         return cls.from_state(led.state)
 
     @classmethod
@@ -217,26 +227,73 @@ class _ProjectionScope(CohortScope):
     def active_stage_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
         if "_members" in self.__dict__:
             return super().active_stage_gen_ids(cohort_id, stage)
-        rows = _read_parquet(self._out / MEMBERSHIP, ["gen_id"], [("cohort_id", "=", cohort_id), ("stage", "=", stage)])
-        return sorted(rows.column("gen_id").to_pylist())
+        import pyarrow.compute as pc
+
+        rows = _read_parquet(self._out / MEMBERSHIP, ["cohort_id", "stage", "gen_id"])
+        mask = pc.and_(pc.equal(rows.column("cohort_id"), cohort_id), pc.equal(rows.column("stage"), stage))
+        return sorted(rows.column("gen_id").filter(mask).to_pylist())
 
     def origin_metadata(self, gen_id: str) -> dict[str, Any]:
         if "_gens" in self.__dict__:
             return super().origin_metadata(gen_id)
-        rows = _read_parquet(self._out / MANIFEST, None, [("gen_id", "=", gen_id)])
-        self._check_columns(rows.column_names)
-        if rows.num_rows == 0:
+        import pyarrow.compute as pc
+
+        manifest = _read_parquet(self._out / MANIFEST)
+        self._check_columns(manifest.column_names)
+        at = pc.index(manifest.column("gen_id"), gen_id).as_py()
+        if at < 0:
             raise InvalidInputError(f"generation {gen_id} is unknown")
-        return self._logical(rows.slice(0, 1).to_pylist()[0])
+        return self._logical(manifest.slice(at, 1).to_pylist()[0])
 
 
-def _read_parquet(path: Path, columns: list[str] | None = None,
-                  filters: list[tuple[str, str, Any]] | None = None) -> "pa.Table":
+class _IndexScope(CohortScope):
+    """A scope over a ledger's writers' index, pinned at one seq (ledger/app/facts.py)."""
+
+    _LOADED = ("_gens", "_members", "_rank")
+
+    def __init__(self, ledger: Ledger, snapshot: FactsSnapshot) -> None:  # noqa: base state set by _load
+        self._ledger = ledger
+        self._snapshot = snapshot
+        self.seq = snapshot.position.seq
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._LOADED:  # the first query that needs everything: fold as of our seq
+            from ..app.replay import replay
+
+            self._init_from_state(replay(self._ledger.store, self._ledger.config, self.seq).state)
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def active_stage_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
+        if "_members" in self.__dict__:
+            return super().active_stage_gen_ids(cohort_id, stage)
+        return self._snapshot.active_gen_ids(cohort_id, stage)
+
+    def origin_metadata(self, gen_id: str) -> dict[str, Any]:
+        if "_gens" in self.__dict__:
+            return super().origin_metadata(gen_id)
+        gen = self._snapshot.generation(gen_id)
+        if gen is None:
+            raise InvalidInputError(f"generation {gen_id} is unknown")
+        return _generation_fields(gen)
+
+
+def _generation_fields(gen: Generation) -> dict[str, Any]:
+    """A generation's METADATA_FIELDS (every one but `materialized` is an attribute)."""
+    return {**dict(zip(_STORED, _get_stored(gen))), "materialized": gen.materialized_seq is not None}
+
+
+_STORED = METADATA_FIELDS[:-1]
+_get_stored = attrgetter(*_STORED)
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None) -> "pa.Table":
+    """The file's table (only `columns`, when given), read without the dataset layer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path, columns=columns, filters=filters)
+        return pq.ParquetFile(path).read(columns=columns)
     except FileNotFoundError:
         raise InvalidInputError(f"{path} is missing: run `cohort-ledger build` first") from None
     except (OSError, pa.ArrowInvalid) as exc:
