@@ -17,6 +17,7 @@ from unittest import mock
 import orjson
 
 import projections
+from projections.files import LOCK_NAME
 from ledger import Ledger
 from ledger.app import service
 
@@ -44,9 +45,11 @@ def chain_listing(ledger_dir: Path) -> bytes:
 
 
 def build_files(ledger_dir: Path, out: Path) -> dict[str, bytes]:
-    """Build the projections into `out`; return relative path -> bytes of every file written."""
+    """Build the projections into `out`; return relative path -> bytes of every projection file
+    (the empty `_projection.lock` that serialises builds is no projection)."""
     projections.build(ledger_dir, out_dir=out, full=True)
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != LOCK_NAME}
 
 
 def sha256_listing(files: dict[str, bytes]) -> bytes:
