@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ledger import InvalidInputError, Ledger, State
 from ledger.app.replay import Progress, parse_as_of, replay
@@ -53,6 +54,16 @@ class BuildReport:
         return self.checkpoint_seq is not None
 
 
+def about(state: State) -> dict[str, Any]:
+    """What readers of the files need and the files cannot say (`_projection.json`'s ABOUT_KEYS).
+
+    `key_names`: each logical manifest key's column name(s) (the rename state), so a reader
+    finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
+    including empty ones, which `membership.parquet` has no row for.
+    """
+    return {"key_names": {k: list(names) for k, names in state.key_names.items()}, "cohorts": sorted(state.cohorts)}
+
+
 def render(state: State) -> dict[str, bytes]:
     """Every projection file of `state`: relative path -> bytes."""
     membership = membership_table(state)
@@ -91,7 +102,7 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
         folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        changes = replace_files(out, render(state), state.seq, chain_hash, lock_timeout)
+        changes = replace_files(out, render(state), state.seq, chain_hash, about(state), lock_timeout)
         saved = None
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):
