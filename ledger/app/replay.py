@@ -131,8 +131,8 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
 
     `as_of` seq: events 1..seq, even inside a batch (each event was valid against its
     predecessors). `as_of` time: the events with `at` <= time, which is a prefix of the log
-    because writers keep `at` monotonic; a log where a later event is again <= time after
-    one > time has no such prefix, and is refused rather than guessed at.
+    because `at` never decreases; a later event that is again <= time after one > time is
+    corruption (docs/FORMAT.md §4.4), as the fold would report it.
     A time as-of always replays from seq 1: checkpoints are indexed by seq, not time.
     """
     max_seq = as_of if isinstance(as_of, int) else None
@@ -152,9 +152,7 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
                 else:
                     past = ev
             elif moment is not None and _event_time(ev) <= moment:
-                raise InvalidInputError(
-                    f"the log is not in time order around --as-of: seq {ev['seq']} (at {ev['at']}) "
-                    f"follows seq {past['seq']} (at {past['at']}); use --as-of SEQ")
+                raise CorruptLogError(ev["seq"], f"at {ev['at']} is earlier than seq {past['seq']}'s {past['at']}")
             if end is not None:
                 if state.seq == end.seq:
                     boundary = end
