@@ -17,9 +17,10 @@ from pathlib import Path
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.perf import paused_gc
-from ledger.app.replay import Progress, parse_as_of, replay
+from ledger.app.replay import Progress, check_checkpoints, parse_as_of, replay
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 from ledger.domain.state import State
+from ledger.errors import LedgerEnvironmentError
 from ledger.app.service import Ledger
 
 from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
@@ -46,6 +47,8 @@ class BuildReport:
     events_folded: int
     #: seq of the checkpoint this build wrote (None: none written)
     checkpoint_written: int | None
+    #: what went wrong without failing the build (a checkpoint that could not be saved)
+    warnings: list[str]
 
     @property
     def checkpoint_used(self) -> bool:
@@ -68,7 +71,8 @@ def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
     RFC 3339 time) into `out_dir` (default `<ledger>/projections/`).
 
-    `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
+    `full` replays from seq 1 instead of the newest valid checkpoint, and refuses (CheckFailed,
+    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
     saved. `progress(bytes_read, log_bytes)` is called after each folded batch. Builds into
     one out dir take turns; one waits at most `lock_timeout` seconds for another to finish.
@@ -78,15 +82,20 @@ def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     check_out_dir(ledger.path, out)
     target = parse_as_of(as_of)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
-        folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full,
-                        progress=progress)
+        if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
+            folded = check_checkpoints(ledger.path, ledger.config, ledger.log_path, target, progress)
+        else:
+            folded = replay(ledger.path, ledger.config, ledger.log_path, target, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
         changes = replace_files(out, render(state), state.seq, chain_hash, lock_timeout)
-        saved = None
+        saved, warnings = None, []
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.path) >= checkpoint_every):
-            write_checkpoint(ledger.path, ledger.config, state, folded.position)
-            saved = state.seq
+            try:  # the projection is the product; a checkpoint only speeds up the next build
+                write_checkpoint(ledger.path, ledger.config, state, folded.position)
+                saved = state.seq
+            except LedgerEnvironmentError as exc:
+                warnings.append(f"no checkpoint saved ({exc}); the next build replays more")
     return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
-                       folded.checkpoint_seq, folded.events, saved)
+                       folded.checkpoint_seq, folded.events, saved, warnings)

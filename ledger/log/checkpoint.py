@@ -3,8 +3,14 @@
 A checkpoint is only a cache of the log, never its source of truth. Its header names the
 batch boundary it was taken at (seq, chain hash, byte offset, `at`); it is used only when
 the log line ending at that offset is event `seq` with that hash, closing a batch, in a
-ledger with the same id. Anything else -- another ledger's file, a log that was cut or
-rewritten, an unreadable body -- makes it silently ignored, and the reader replays.
+ledger with the same id, and when its `mac` -- an HMAC-SHA256 of header and body under the
+ledger's own key, `checkpoint.key` beside `ledger.json` (not in `checkpoints/`) -- holds.
+Anything else -- another ledger's file, a log that was cut or rewritten, a body edited or
+forged without the key, an unreadable body -- makes it silently ignored, and the reader
+replays. So write access to `checkpoints/` alone can slow readers down (delete a
+checkpoint), never change what they see. `CheckpointAudit` is the other half: a replay from
+seq 1 compares every checkpoint it passes with the state it folded (`verify --checkpoints`,
+`build --full`), which also catches a checkpoint forged by someone holding the key.
 
 File layout (`checkpoints/state-<seq, 12 digits>.ckpt`): one JSON header line, then one
 orjson document with the state. Generations are stored column-wise, low-cardinality
@@ -15,7 +21,10 @@ which orjson turns back into dicts at C speed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import secrets
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -24,14 +33,16 @@ import orjson
 
 from ..domain.config import LedgerConfig
 from ..errors import CorruptLogError
-from .fsio import atomic_write
+from .fsio import atomic_write, create_temp, environment_error, write_all
 from .perf import paused_gc
 from .scan import Position, check_line
 from ..domain.state import Cohort, Generation, State
 
 FORMAT = "cohort-ledger-checkpoint"
-VERSION = 1
+VERSION = 2
 CHECKPOINT_DIR = "checkpoints"
+#: the ledger's checkpoint key (32 random bytes), beside ledger.json: outside checkpoints/
+KEY_FILE = "checkpoint.key"
 PREFIX, SUFFIX = "state-", ".ckpt"
 #: checkpoints kept after writing a new one (the newest ones)
 KEEP = 3
@@ -96,9 +107,48 @@ def state_from_bytes(config: LedgerConfig, body: bytes, position: Position) -> S
 
 
 # -- files ------------------------------------------------------------------------------
-def _header(config: LedgerConfig, pos: Position) -> bytes:
-    return orjson.dumps({"format": FORMAT, "version": VERSION, "ledger_id": config.ledger_id,
-                         "seq": pos.seq, "hash": pos.hash, "offset": pos.offset, "at": pos.at}) + b"\n"
+def _key(ledger_dir: Path, create: bool) -> bytes | None:
+    """The ledger's checkpoint key; made on first use when `create` (published with link(2),
+    so two builds creating it at once agree on one key)."""
+    path = ledger_dir / KEY_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        if not create:
+            return None
+    except OSError:
+        return None
+    dir_fd = os.open(ledger_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd, tmp = create_temp(dir_fd, KEY_FILE)
+        try:
+            os.fchmod(fd, 0o600)
+            write_all(fd, secrets.token_bytes(32))
+            os.fsync(fd)
+            os.close(fd)
+            try:
+                os.link(tmp, KEY_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except FileExistsError:
+                pass  # another writer made it first: use theirs
+            os.fsync(dir_fd)
+        finally:
+            os.unlink(tmp, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path.read_bytes()
+
+
+def _mac(key: bytes, header: dict[str, Any], body: bytes) -> str:
+    """HMAC-SHA256 over the header's fields (without `mac`) and the body: the one digest
+    check of a checkpoint, whatever encoding the body uses."""
+    fields = orjson.dumps({k: v for k, v in header.items() if k != "mac"}, option=orjson.OPT_SORT_KEYS)
+    return hmac.new(key, fields + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+def _header(key: bytes, config: LedgerConfig, pos: Position, body: bytes) -> bytes:
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "ledger_id": config.ledger_id,
+                           "seq": pos.seq, "hash": pos.hash, "offset": pos.offset, "at": pos.at}
+    return orjson.dumps({**doc, "mac": _mac(key, doc, body)}) + b"\n"
 
 
 def write_checkpoint(ledger_dir: Path, config: LedgerConfig, state: State, pos: Position, keep: int = KEEP) -> Path:
@@ -106,11 +156,16 @@ def write_checkpoint(ledger_dir: Path, config: LedgerConfig, state: State, pos: 
     if (state.seq, state.hash) != (pos.seq, pos.hash):
         raise ValueError(f"state at seq {state.seq} is not at the checkpoint position seq {pos.seq}")
     folder = checkpoint_dir(ledger_dir)
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+        key = _key(ledger_dir, create=True)
+    except OSError as exc:
+        raise environment_error(exc, f"writing a checkpoint in {folder}") from exc
+    assert key is not None
     path = folder / f"{PREFIX}{pos.seq:012d}{SUFFIX}"
     with paused_gc():
         body = state_to_bytes(state)
-    atomic_write(path, _header(config, pos) + body)
+    atomic_write(path, _header(key, config, pos, body) + body)
     for old in list_checkpoints(ledger_dir)[keep:]:
         try:
             old.unlink()
@@ -129,20 +184,32 @@ def list_checkpoints(ledger_dir: Path) -> list[Path]:
     return [checkpoint_dir(ledger_dir) / n for n in sorted(found, reverse=True)]
 
 
-def _read_header(path: Path, config: LedgerConfig) -> Position | None:
-    """The position a checkpoint file claims, if its header is ours and for this ledger."""
+def _read_header(path: Path, config: LedgerConfig) -> tuple[Position, dict[str, Any]] | None:
+    """The position a checkpoint file claims and its header, if the header is ours and for
+    this ledger (the `mac` is checked with the body, by `_sealed_body`)."""
     try:
         with open(path, "rb") as f:
             doc = orjson.loads(f.readline(1 << 12))
     except (OSError, orjson.JSONDecodeError):
         return None
     if not (isinstance(doc, dict) and doc.get("format") == FORMAT and doc.get("version") == VERSION
-            and doc.get("ledger_id") == config.ledger_id):
+            and doc.get("ledger_id") == config.ledger_id and isinstance(doc.get("mac"), str)):
         return None
     try:
-        return Position(int(doc["seq"]), str(doc["hash"]), int(doc["offset"]), str(doc["at"]))
+        return Position(int(doc["seq"]), str(doc["hash"]), int(doc["offset"]), str(doc["at"])), doc
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _sealed_body(path: Path, header: dict[str, Any], key: bytes | None) -> bytes | None:
+    """The body of a checkpoint file, if its `mac` holds under the ledger's key; else None."""
+    if key is None:
+        return None
+    try:
+        body = path.read_bytes().partition(b"\n")[2]
+    except OSError:
+        return None
+    return body if hmac.compare_digest(_mac(key, header, body), header["mac"]) else None
 
 
 def position_matches(log_path: Path, pos: Position) -> bool:
@@ -181,20 +248,68 @@ def position_matches(log_path: Path, pos: Position) -> bool:
 
 def load_latest(ledger_dir: Path, config: LedgerConfig, log_path: Path,
                 max_seq: int | None = None) -> tuple[State, Position] | None:
-    """The newest checkpoint (at or before `max_seq`) that matches the log, loaded; else None."""
+    """The newest checkpoint (at or before `max_seq`) that matches the log and its mac, loaded; else None."""
+    key = _key(ledger_dir, create=False)
     for path in list_checkpoints(ledger_dir):
         if max_seq is not None and _file_seq(path) > max_seq:
             continue
-        pos = _read_header(path, config)
-        if pos is None or pos.seq != _file_seq(path) or not position_matches(log_path, pos):
+        found = _read_header(path, config)
+        if found is None or found[0].seq != _file_seq(path) or not position_matches(log_path, found[0]):
+            continue
+        body = _sealed_body(path, found[1], key)
+        if body is None:
             continue
         try:
-            body = path.read_bytes().partition(b"\n")[2]
             with paused_gc():
-                return state_from_bytes(config, body, pos), pos
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+                return state_from_bytes(config, body, found[0]), found[0]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
             continue
     return None
+
+
+class CheckpointAudit:
+    """Compares each checkpoint with the state a replay from seq 1 folded at its seq.
+
+    Call it at every batch boundary of the replay (`replay(..., on_boundary=audit)`), then
+    `finish(last_seq)`; `problems` then names every checkpoint file that is not exactly the
+    replayed state (forged, damaged, or not at a batch boundary of this log). It only reads.
+    """
+
+    def __init__(self, ledger_dir: Path, config: LedgerConfig) -> None:
+        self.config = config
+        self.key = _key(ledger_dir, create=False)
+        self.pending = {_file_seq(p): p for p in list_checkpoints(ledger_dir)}
+        self.problems: list[str] = []
+
+    def __call__(self, state: State, pos: Position) -> None:
+        path = self.pending.pop(pos.seq, None)
+        if path is None:
+            return
+        problem = self._compare(path, state, pos)
+        if problem is not None:
+            self.problems.append(f"{CHECKPOINT_DIR}/{path.name} {problem}")
+
+    def _compare(self, path: Path, state: State, pos: Position) -> str | None:
+        if not path.exists():
+            return None  # pruned by a concurrent build meanwhile
+        found = _read_header(path, self.config)
+        if found is None:
+            return "has no valid header for this ledger"
+        if found[0] != pos:
+            return f"names a position the log does not have at seq {pos.seq}"
+        body = _sealed_body(path, found[1], self.key)
+        if body is None:
+            return "fails its mac (edited, forged, or made with another key)"
+        with paused_gc():
+            if body != state_to_bytes(state):
+                return f"disagrees with the state replayed from seq 1 at seq {pos.seq}"
+        return None
+
+    def finish(self, last_seq: int) -> None:
+        """Checkpoints at or before `last_seq` that the replay never reached as a batch end."""
+        for seq, path in sorted(self.pending.items()):
+            if seq <= last_seq and path.exists():
+                self.problems.append(f"{CHECKPOINT_DIR}/{path.name} is not at a batch boundary of the log")
 
 
 def _file_seq(path: Path) -> int:
