@@ -17,7 +17,7 @@ from faults import dir_snapshot, rewrite_checkpoint
 from test_reliability_hostile import _read_only_mount_available, run_cli_read_only
 
 from ledger import Ledger
-from ledger.log.checkpoint import list_checkpoints
+from test_checkpoints import list_checkpoints
 from ledger.log.codec import encode_line, genesis_prev
 from projections import build
 from projections.build import CHECKPOINT_EVERY

@@ -121,7 +121,7 @@ def verify(expect_head: str | None, expects: tuple[str, ...], checkpoints: bool,
     report = ledger.verify()
     check_pins(ledger, pins)
     if checkpoints:
-        check_checkpoints(ledger.path, ledger.config, ledger.log_path)
+        check_checkpoints(ledger.store, ledger.config)
     info = {"ok": True, "seq": report.head.seq, "hash": report.head.hash, "events": report.events,
             "tail_bytes": report.tail.bytes, "tail_lines": report.tail.lines}
     if expect_head is not None and expect_head.lower() != report.head.hash:
