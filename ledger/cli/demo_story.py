@@ -32,7 +32,8 @@ from ..cohorts.hooks import PipelineRecorder
 from ..domain.ids import gen_id
 from ..cohorts.reuse import ReusePlan, Wanted, plan_and_apply
 from ..cohorts.scope import CohortScope
-from ..app.service import LOG_FILE, Head, Ledger
+from ..app.service import Head, Ledger
+from ..log.file_store import LOG_FILE
 
 Say = Callable[[str], None]
 OPERATOR = {"actor": "ops-oncall", "source": "demo"}
