@@ -1,4 +1,4 @@
-"""CohortScope: the one answer to "which gens is cohort C made of" (DESIGN §6).
+"""CohortScope: the one answer to "which gens is cohort C made of" (docs/operators.md §1, §5).
 
 Pipeline code, report scripts and the CLI's `show` all ask through this class, over either
 a ledger (the fold, always current) or a projection directory (`manifest.parquet` +
