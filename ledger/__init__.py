@@ -15,6 +15,9 @@ from .errors import (
 from .domain.events import EventIn, RecordedEvent
 from .domain.state import Cohort, Generation, State
 from .app.service import Head, Ledger, RepairReport, VerifyReport
+from .log.file_store import FileLogStore
+from .log.memory_store import MemoryLogStore
+from .log.store import LogStore
 
 __all__ = [
     "CheckFailed",
@@ -23,6 +26,7 @@ __all__ = [
     "CorruptLogError",
     "EventIn",
     "EventRejected",
+    "FileLogStore",
     "Generation",
     "Head",
     "InvalidInputError",
@@ -30,6 +34,8 @@ __all__ = [
     "LedgerConfig",
     "LedgerEnvironmentError",
     "LedgerError",
+    "LogStore",
+    "MemoryLogStore",
     "NewerFormatError",
     "NotALedgerError",
     "RecordedEvent",

@@ -9,17 +9,17 @@ and the checkpoints as they were.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ledger import InvalidInputError, Ledger, State
+from ledger.app.replay import Progress, parse_as_of, replay
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
+from ledger.log.file_store import FileLogStore
+from ledger.log.location import Where
 from ledger.log.perf import paused_gc
-from ledger.app.replay import Progress, parse_as_of, replay
-from ledger.domain.state import State
-from ledger.app.service import Ledger
 
 from .files import check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table
@@ -60,30 +60,38 @@ def render(state: State) -> dict[str, bytes]:
     return files
 
 
-def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
+def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
           as_of: int | str | datetime | None = None, full: bool = False, *,
           checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None) -> BuildReport:
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
-    RFC 3339 time) into `out_dir` (default `<ledger>/projections/`).
+    RFC 3339 time) into `out_dir` (default `<ledger>/projections/` for a ledger directory).
+    `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
     `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
-    saved. `progress(bytes_read, log_bytes)` is called after each folded batch.
+    saved. `progress(done, total)` is called after each folded batch, in the store's unit
+    (bytes of events.jsonl for a directory).
     """
     ledger = Ledger.open(ledger_path)
-    out = Path(out_dir) if out_dir is not None else ledger.path / DEFAULT_OUT
-    check_out_dir(ledger.path, out)
+    local = ledger.store.path if isinstance(ledger.store, FileLogStore) else None
+    if out_dir is not None:
+        out = Path(out_dir)
+    elif local is not None:
+        out = local / DEFAULT_OUT
+    else:
+        raise InvalidInputError(f"{ledger.store.location} is not a local directory: give --out")
+    if local is not None:
+        check_out_dir(local, out)
     target = parse_as_of(as_of)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
-        folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full,
-                        progress=progress)
+        folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
         changes = replace_files(out, render(state), state.seq, chain_hash)
         saved = None
         if (target is None and folded.position is not None and state.seq > 0
-                and state.seq - latest_seq(ledger.path) >= checkpoint_every):
-            write_checkpoint(ledger.path, ledger.config, state, folded.position)
+                and state.seq - latest_seq(ledger.store) >= checkpoint_every):
+            write_checkpoint(ledger.store, ledger.config, state, folded.position)
             saved = state.seq
     return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
                        folded.checkpoint_seq, folded.events, saved)

@@ -23,11 +23,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ledger.log.checkpoint import CHECKPOINT_DIR
-from ledger.errors import InvalidInputError
-from ledger.log.fsio import atomic_write, atomic_write_many, environment_error, fsync_dir
+from ledger import InvalidInputError
 from ledger.domain.ids import IDENTIFIER_PATTERN
-from ledger.app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
+from ledger.log.file_store import RESERVED
+from ledger.log.fsio import atomic_write, atomic_write_many, environment_error, fsync_dir
 
 OWNERSHIP_FILE = "_projection.json"
 FORMAT = "cohort-ledger-projection"
@@ -73,7 +72,7 @@ def check_out_dir(ledger_dir: Path, out: Path) -> None:
     target = out.resolve()
     if target == ledger:
         raise InvalidInputError(f"--out {out} is the ledger directory itself; use another directory")
-    for name in (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR):
+    for name in RESERVED:
         if target.is_relative_to(ledger / name):
             raise InvalidInputError(f"--out {out} is (inside) the ledger's {name}; use another directory")
     if target.exists() and not target.is_dir():

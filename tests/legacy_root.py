@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-META_SHAPES = ("current", "legacy", "both")
-CSV_SHAPES = ("slim", "slim-cohort", "wide-7", "wide-8")
+#: metadata.json shapes: current (origin_cohort_id only), legacy (pandas era: cohort_id, legacy
+#: template key, "nan", run-time keys), both (the rename rollout), builder (cohort builder era:
+#: cohort_id, combo_id on every stage -- give non-drafts their draft's combo to model it)
+META_SHAPES = ("current", "legacy", "both", "builder")
+CSV_SHAPES = ("slim", "slim-cohort", "wide-7", "wide-8", "wide-8-curated")
 LEGACY_TEMPLATE_KEY = {"draft": "draft_template", "essay": "essay_template", "evaluation": "evaluation_template"}
 
 
@@ -50,6 +53,11 @@ def metadata_bytes(g: SourceGen) -> bytes:
         if g.replicate != 1:
             doc["replicate"] = g.replicate
         return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    if g.meta_shape == "builder":
+        doc = {"stage": g.stage, "gen_id": g.gen_id, "cohort_id": g.origin, "template_id": g.template,
+               "combo_id": g.combo, "parent_gen_id": g.parent, "llm_model_id": g.model, "replicate": g.replicate,
+               "mode": g.mode}
+        return json.dumps({k: v for k, v in doc.items() if v is not None}, indent=2).encode()
     doc = {"stage": g.stage, "gen_id": g.gen_id}
     if g.meta_shape == "both":
         doc["cohort_id"] = g.origin
@@ -68,27 +76,32 @@ def _root_combo(g: SourceGen, gens: dict[str, SourceGen]) -> str | None:
     return g.combo
 
 
-def membership_bytes(cohort: str, shape: str, members: Iterable[SourceGen], gens: dict[str, SourceGen]) -> bytes:
-    """One cohort's membership.csv; wide files repeat the draft's combo_id on every stage, as old ones did."""
+def membership_bytes(cohort: str, shape: str, members: Iterable[SourceGen], gens: dict[str, SourceGen],
+                     origin_column: bool = False) -> bytes:
+    """One cohort's membership.csv. Wide files repeat the draft's combo_id on every stage and
+    put the file's own cohort in their cohort column, as the pipeline writes them;
+    `origin_column` puts each gen's origin in the curated file's `origin_cohort_id` column
+    instead (what its header suggests, and a reading the import must also accept)."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n" if shape == "wide-8" else "\n")
+    w = csv.writer(out, lineterminator="\r\n" if shape == "wide-8-curated" else "\n")
     from ledger.legacy.membership import SHAPES
     w.writerow(SHAPES[shape])
     for g in members:
+        third = g.origin if origin_column else cohort
         if shape == "slim":
             w.writerow([g.stage, g.gen_id])
         elif shape == "slim-cohort":
             w.writerow([g.stage, g.gen_id, cohort])
         elif shape == "wide-7":
-            w.writerow([g.stage, g.gen_id, cohort, g.parent or "", _root_combo(g, gens) or "", g.template, g.model or ""])
+            w.writerow([g.stage, g.gen_id, third, g.parent or "", _root_combo(g, gens) or "", g.template, g.model or ""])
         else:
-            w.writerow([g.stage, g.gen_id, g.origin, g.parent or "", _root_combo(g, gens) or "", g.template,
+            w.writerow([g.stage, g.gen_id, third, g.parent or "", _root_combo(g, gens) or "", g.template,
                         g.model or "", g.replicate])
     return out.getvalue().encode()
 
 
 def write_root(root: Path, gens: Iterable[SourceGen], cohorts: dict[str, list[str]],
-               shapes: dict[str, str] | None = None) -> dict[str, SourceGen]:
+               shapes: dict[str, str] | None = None, origin_column: bool = False) -> dict[str, SourceGen]:
     """Write gens/<stage>/<gen_id>/metadata.json and cohorts/<c>/membership.csv; return gens by id."""
     by_id = {g.gen_id: g for g in gens}
     for g in by_id.values():
@@ -99,5 +112,6 @@ def write_root(root: Path, gens: Iterable[SourceGen], cohorts: dict[str, list[st
         d = root / "cohorts" / cohort
         d.mkdir(parents=True, exist_ok=True)
         shape = (shapes or {}).get(cohort, "slim")
-        (d / "membership.csv").write_bytes(membership_bytes(cohort, shape, (by_id[m] for m in members), by_id))
+        (d / "membership.csv").write_bytes(
+            membership_bytes(cohort, shape, (by_id[m] for m in members), by_id, origin_column))
     return by_id

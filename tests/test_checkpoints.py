@@ -8,8 +8,15 @@ import orjson
 from conftest import created
 
 from ledger import Ledger
-from ledger.log.checkpoint import KEEP, list_checkpoints, load_latest, state_to_bytes
+from ledger.log.checkpoint import KEEP, load_latest, state_to_bytes
+from ledger.log.file_store import FileLogStore
 from projections import build
+
+
+def list_checkpoints(ledger_dir: Path) -> list[Path]:
+    """The checkpoint files of a ledger directory, newest first."""
+    store = FileLogStore(ledger_dir)
+    return [store.checkpoint_path(seq) for seq in store.checkpoints()]
 
 
 def _grow(ledger: Ledger, n: int, prefix: str) -> None:
@@ -48,7 +55,7 @@ def test_a_checkpoint_that_does_not_match_the_log_is_ignored(tmp_path: Path) -> 
     other = Ledger.init(tmp_path / "b")
     _grow(other, 3, "d")
     (other.path / "checkpoints" / ckpt.name).write_bytes(ckpt.read_bytes())  # another ledger's
-    assert load_latest(other.path, other.config, other.log_path) is None
+    assert load_latest(other.store, other.config) is None
     assert build(other.path, checkpoint_every=10**9).checkpoint_seq is None
     # same ledger, but its header names a hash the log does not have at that seq
     header, _, body = ckpt.read_bytes().partition(b"\n")
@@ -62,7 +69,7 @@ def test_a_checkpoint_that_does_not_match_the_log_is_ignored(tmp_path: Path) -> 
     assert build(ledger.path, checkpoint_every=10**9).checkpoint_seq == 3
     log = ledger.log_path.read_bytes()
     ledger.log_path.write_bytes(log[: log.rindex(b"\n", 0, len(log) - 1) + 1])
-    assert load_latest(ledger.path, ledger.config, ledger.log_path) is None
+    assert load_latest(ledger.store, ledger.config) is None
     assert Ledger.open(ledger.path).head.seq == 0  # the one batch [1, 3] lost a line: now a tail
 
 

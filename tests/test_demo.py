@@ -25,8 +25,11 @@ def test_demo_tells_the_story_and_leaves_a_consistent_ledger(tmp_path: Path) -> 
         assert r.returncode == 0, r.stderr
         runs.append(r.stdout.decode())
     out = runs[0]
-    for step in range(1, 12):
+    for step in range(1, 13):
         assert f"\n{step}. " in "\n" + out
+    page = tmp_path / "one" / "report.html"
+    assert out.rstrip().splitlines()[-2] == f"Done. Report: {page}"  # the last thing the demo tells
+    assert page.read_bytes().startswith(b"<!DOCTYPE html>") and (tmp_path / "one" / "report.md").exists()
     assert "skipped 8 evaluations" in out and "refused: cohort cohort-a is sealed" in out
 
     led = tmp_path / "one" / "ledger"

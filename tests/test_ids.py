@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REFERENCE
-from ledger.domain.ids import GEN_ID_PREFIX, SIGNATURE_FIELDS, gen_id, is_identifier, signature_key, signature_text
+from ledger.domain.ids import (GEN_ID_PREFIX, SIGNATURE_FIELDS, coerce_replicate, free_gen_id, gen_id, is_identifier,
+                               signature_key, signature_text)
 
 GENS = REFERENCE / "data" / "gens"
 
@@ -44,11 +45,37 @@ def test_text_is_stripped_and_lower_cased() -> None:
 def test_bad_signatures() -> None:
     with pytest.raises(ValueError, match="needs 'llm_model_id'"):
         gen_id("evaluation", parent_gen_id="e_1", template_id="t", replicate=1)
-    for bad in (0, True, "1", None):
+    for bad in (0, True, None, "", " ", "0", "-1", "+1", "1.5", "\u00b2", "\u0663", 1.5):
         with pytest.raises(ValueError):
             gen_id("essay", parent_gen_id="d_1", template_id="t", replicate=bad)
+    for blank in ("", "   ", "\t"):
+        with pytest.raises(ValueError, match="'template_id' is empty"):
+            gen_id("essay", parent_gen_id="d_1", template_id=blank, replicate=1)
     with pytest.raises(ValueError, match="no gen id scheme"):
         gen_id("summary", template_id="t", replicate=1)
+
+
+def test_replicate_as_the_pipeline_reads_it() -> None:
+    """The pipeline's CSV input gives replicates as strings: `"2"` and `" 2 "` are replicate 2."""
+    base = gen_id("essay", parent_gen_id="d_1", template_id="t", replicate=2)
+    for same in ("2", " 2 ", 2.0):
+        assert gen_id("essay", parent_gen_id="d_1", template_id="t", replicate=same) == base
+    assert [coerce_replicate(v) for v in (1, "07", 3.0, "x", None, False, 0)] == [1, 7, 3, None, None, None, None]
+
+
+def test_collision_suffix() -> None:
+    """Collision k hashes `<signature>|collision:<k>` and appends `-<k>`: a valid identifier."""
+    sig = {"parent_gen_id": "d_1", "template_id": "t", "replicate": 1}
+    first = gen_id("essay", collision=1, **sig)
+    body, suffix = first.rsplit("-", 1)
+    digest = hashlib.blake2b(b"d_1|t|1|collision:1", digest_size=10).digest()
+    assert suffix == "1" and int(body[2:], 36) == int.from_bytes(digest, "big") and is_identifier(first)
+    assert gen_id("essay", collision=0, **sig) == gen_id("essay", **sig)
+    taken = {gen_id("essay", **sig), first}
+    assert free_gen_id("essay", taken, **sig) == gen_id("essay", collision=2, **sig)
+    assert free_gen_id("essay", set(), **sig) == gen_id("essay", **sig)
+    with pytest.raises(ValueError):
+        gen_id("essay", collision=-1, **sig)
 
 
 text = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=30)

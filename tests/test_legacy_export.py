@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,28 @@ GENS = [SourceGen("draft", "d1", "A", "t", combo="c1", meta_shape="legacy"),
         SourceGen("essay", "e2", "B", "t", parent="d2", meta_shape="legacy", replicate=2)]
 
 
-def imported(tmp_path: Path, ledger: Ledger, with_reference: bool = True) -> Path:
-    root = tmp_path / "data"
+def _mixed_root(root: Path, with_reference: bool, legacy_only: bool = False) -> Path:
     if with_reference:
         shutil.copytree(REFERENCE / "data", root)
-    write_root(root, GENS, {"A": ["d1", "e1"], "B": ["d2", "e2", "d1"]})
-    plan = plan_import(ledger.state, root)
+    gens = [replace(g, meta_shape="legacy") for g in GENS] if legacy_only else GENS
+    write_root(root, gens, {"A": ["d1", "e1"], "B": ["d2", "e2", "d1"]})
+    if legacy_only:  # the same gens, every file from before the rename
+        for path in root.glob("gens/*/*/metadata.json"):
+            path.write_bytes(path.read_bytes().replace(b'"origin_cohort_id"', b'"cohort_id"'))
+    return root
+
+
+def imported(tmp_path: Path, ledger: Ledger, with_reference: bool = True) -> Path:
+    """A mixed-era root, and a ledger holding its gens at "no rename yet".
+
+    Importing the mixed root itself would record the rename its newest files show; the
+    ledger imports an all-`cohort_id` copy of it instead, so each test picks the phase.
+    """
+    plan = plan_import(ledger.state, _mixed_root(tmp_path / "legacy", with_reference, legacy_only=True))
     plan.raise_for_problems()
     apply_import(ledger, plan)
-    return root
+    assert ledger.state.key_names["cohort_id"] == ("cohort_id",)
+    return _mixed_root(tmp_path / "data", with_reference)
 
 
 def rename(ledger: Ledger, phase: str) -> None:
@@ -177,15 +191,16 @@ def test_cli_dry_run_apply_and_json(tmp_path: Path) -> None:
     before = snapshot(root)
     r = run_cli("export-metadata", "--data-root", str(root), ledger=led)
     assert r.returncode == 0, r.stderr
-    assert b"would write 0 new and 3 updated" in r.stdout and snapshot(root) == before
+    # today's files use origin_cohort_id only, so the import recorded `final`: only G1 (cohort_id) changes
+    assert b"would write 0 new and 1 updated" in r.stdout and snapshot(root) == before
     r = run_cli("export-metadata", "--data-root", str(root), "--apply", "--json", ledger=led)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert (out["update"], out["written"], out["origin_keys"]) == (3, 3, ["cohort_id"])
+    assert (out["update"], out["written"], out["origin_keys"]) == (1, 1, ["origin_cohort_id"])
     assert snapshot(root) != before
     path = root / "gens/draft/G1/metadata.json"
-    path.write_bytes(path.read_bytes().replace(b'"cohort_id":"lost-drafts"', b'"cohort_id":"elsewhere"'))
+    path.write_bytes(path.read_bytes().replace(b'"origin_cohort_id":"lost-drafts"', b'"origin_cohort_id":"elsewhere"'))
     r = run_cli("export-metadata", "--data-root", str(root), "--apply", "--json", ledger=led)
     assert r.returncode == 2
-    assert b"problem: G1: gens/draft/G1/metadata.json: cohort_id is 'elsewhere'" in r.stderr
+    assert b"problem: G1: gens/draft/G1/metadata.json: origin_cohort_id is 'elsewhere'" in r.stderr
     assert [p["gen_id"] for p in json.loads(r.stdout)["problems"]] == ["G1"]

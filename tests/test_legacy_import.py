@@ -49,9 +49,13 @@ def test_reference_root_reproduced(tmp_path: Path, ledger: Ledger) -> None:
                              "parent_gen_id": None, "replicate": 1, "mode": "llm"}
     assert state.cohorts["lost-drafts"].had_members and not state.cohorts["lost-drafts"].members
     events = list(ledger.read())
-    assert [e.type for e in events] == ["generation.created", "generation.removed"] + ["generation.created"] * 3
-    assert {e.txn for e in events} == {(1, 5)} and all(e.by == {"source": "import-legacy"} for e in events)
-    assert events[1].data["reason"] == "imported"
+    # three files use origin_cohort_id only (today's pipeline), G1 cohort_id only: the root is at `final`
+    assert [e.type for e in events] == ["metadata.key_renamed"] * 2 + [
+        "generation.created", "generation.removed"] + ["generation.created"] * 3
+    assert [e.data["phase"] for e in events[:2]] == ["alias", "final"]
+    assert state.key_names["cohort_id"] == ("origin_cohort_id",)
+    assert {e.txn for e in events} == {(1, 7)} and all(e.by == {"source": "import-legacy"} for e in events)
+    assert events[3].data["reason"] == "imported"
 
 
 def test_reference_8col_lists_gens_without_metadata(tmp_path: Path, ledger: Ledger) -> None:
@@ -91,13 +95,16 @@ def data_roots(draw: st.DrawFn) -> tuple[list[SourceGen], dict[str, list[str]], 
         if parent_stage and not parents:
             break
         for gid in draw(st.lists(ids, min_size=counts[stage], max_size=counts[stage], unique=True)):
-            gens.append(SourceGen(
-                stage, prefix + gid, draw(st.sampled_from(cohorts)), draw(st.sampled_from(["t1", "t-2", "t.3"])),
-                combo=draw(st.sampled_from(["combo_1", "combo_2"])) if stage == "draft" else None,
-                model=draw(st.sampled_from([None, "gemini_25_pro", "sonnet-4"])),
-                parent=draw(st.sampled_from(parents)).gen_id if parents else None,
-                replicate=draw(st.integers(1, 3)), mode=draw(st.sampled_from([None, "llm", "copy"])),
-                meta_shape=draw(st.sampled_from(META_SHAPES))))
+            shape = draw(st.sampled_from(META_SHAPES))
+            parent = draw(st.sampled_from(parents)) if parents else None
+            # a builder-era file repeats its draft's combo_id on every stage, and the ledger records it
+            combo = (draw(st.sampled_from(["combo_1", "combo_2"])) if parent is None
+                     else parent.combo if shape == "builder" else None)
+            g = SourceGen(stage, prefix + gid, draw(st.sampled_from(cohorts)), draw(st.sampled_from(["t1", "t-2", "t.3"])),
+                          combo=combo, model=draw(st.sampled_from([None, "gemini_25_pro", "sonnet-4"])),
+                          parent=parent.gen_id if parent else None, replicate=draw(st.integers(1, 3)),
+                          mode=draw(st.sampled_from([None, "llm", "copy"])), meta_shape=shape)
+            gens.append(g)
     members: dict[str, list[str]] = {c: [] for c in cohorts}
     for g in gens:
         for c in draw(st.sets(st.sampled_from(cohorts))):
@@ -131,7 +138,8 @@ def test_events_come_parents_first_then_stage_then_gen_id(tmp_path: Path, ledger
             SourceGen("draft", "d_b", "A", "t"), SourceGen("draft", "d_a", "B", "t")]
     write_root(tmp_path / "data", gens, {"A": ["v_a", "d_a", "d_b"], "B": ["e_z"]})
     plan = plan_import(ledger.state, tmp_path / "data")
-    assert [(e["type"].split(".")[1], e["data"]["cohort_id"], e["data"]["gen_id"]) for e in plan.events] == [
+    gens = [e for e in plan.events if e["type"].startswith("generation.")]  # after the key-state renames
+    assert [(e["type"].split(".")[1], e["data"]["cohort_id"], e["data"]["gen_id"]) for e in gens] == [
         ("created", "B", "d_a"), ("removed", "B", "d_a"), ("reused", "A", "d_a"),
         ("created", "A", "d_b"), ("created", "B", "e_z"), ("created", "A", "v_a")]
     assert plan.counts()[0] == {"cohort_id": "A", "stage": "draft", "created": 1, "reused": 1, "removed": 0}
@@ -158,7 +166,8 @@ def test_dry_run_writes_nothing_and_counts(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert (led / "events.jsonl").read_bytes() == b""
     out = r.stdout.decode()
-    assert "would append 5 events" in out and "lost-drafts" in out
+    assert "would append 7 events" in out and "lost-drafts" in out
+    assert "origin key: final (1 before, 3 final); records rename cohort_id -> origin_cohort_id (alias)" in out
     assert not r.stderr  # no progress bar when stderr is not a terminal
 
 
@@ -198,7 +207,7 @@ def test_membership_removed_in_the_ledger_stays_removed(tmp_path: Path, ledger: 
 def test_origin_fallback_from_8col_rows(tmp_path: Path, ledger: Ledger) -> None:
     root = tmp_path / "data"
     write_root(root, [SourceGen("draft", "d1", "A", "t", combo="c"), SourceGen("draft", "d2", "A", "t")],
-               {"B": ["d1", "d2"], "C": ["d2"]}, {"B": "wide-8", "C": "wide-8"})
+               {"B": ["d1", "d2"], "C": ["d2"]}, {"B": "wide-8-curated", "C": "wide-8-curated"}, origin_column=True)
     for gen in ("d1", "d2"):
         (root / f"gens/draft/{gen}/metadata.json").write_text(f'{{"gen_id": "{gen}", "template_id": "t"}}')
     path = root / "cohorts/C/membership.csv"
@@ -218,7 +227,8 @@ def test_gen_created_by_a_hook_gets_only_its_extra_memberships(tmp_path: Path, l
                                                             "template_id": "t", "mode": "llm"}}])
     write_root(tmp_path / "data", [SourceGen("draft", "d1", "A", "t")], {"B": ["d1"]})
     plan = plan_import(ledger.state, tmp_path / "data")
-    assert [(e["type"], e["data"]["cohort_id"]) for e in plan.events] == [("generation.reused", "B")]
+    assert [(e["type"], e["data"]["cohort_id"]) for e in plan.events if e["type"] != "metadata.key_renamed"] == [
+        ("generation.reused", "B")]
 
 
 # -- problems -----------------------------------------------------------------------------
@@ -249,13 +259,13 @@ def _case(root: Path, name: str, s: str = "") -> tuple[str | None, str]:
                       "wide-parent": (3, "d9", f"parent_gen_id is 'd9' here but '{d1}'"),
                       "wide-model": (6, "m9", "llm_model_id is 'm9' here but 'sonnet-4'"),
                       "wide-replicate": (7, "2", "replicate is 2 here but 1"),
-                      "wide-origin": (2, b, f"origin_cohort_id is '{b}' here but '{a}'"),
+                      "wide-origin": (2, b, f"cohort_id is '{b}' here: neither this file's cohort '{a}' nor the origin '{a}'"),
                       "wide-combo": (4, "combo_9", "combo_id is 'combo_9' here but 'combo_1'")}
     if name in contradictions:
         col, value, text = contradictions[name]
         gens = [SourceGen("draft", d1, a, "t", combo="combo_1", model="sonnet-4"),
                 SourceGen("essay", e1, a, "t", parent=d1, model="sonnet-4")]
-        write_root(root, gens, {a: [d1, e1]}, {a: "wide-8"})
+        write_root(root, gens, {a: [d1, e1]}, {a: "wide-8-curated"})
         path = root / "cohorts" / a / "membership.csv"
         lines = path.read_bytes().decode().split("\r\n")
         target = 1 if name == "wide-combo" else 2
@@ -274,7 +284,7 @@ def _case(root: Path, name: str, s: str = "") -> tuple[str | None, str]:
         write_root(root, ok, {a: [d1, e1]}, {a: "wide-7"})
         path = root / "cohorts" / a / "membership.csv"
         path.write_text(path.read_text().replace(f"draft,{d1},{a},", f"draft,{d1},Z{s},"))
-        return d1, f"cohort_id 'Z{s}' is not the directory's cohort '{a}'"
+        return d1, f"cohort_id is 'Z{s}' here: neither this file's cohort '{a}' nor the origin '{a}'"
     if name == "unsafe-id":
         write_root(root, [SourceGen("draft", d1, a, "t")], {a: [d1]})
         (root / "gens/draft" / d1 / "metadata.json").write_text(f'{{"cohort_id": "{a}", "template_id": "../t"}}')
@@ -313,7 +323,8 @@ def test_sealed_cohort_is_a_problem(tmp_path: Path, ledger: Ledger) -> None:
                    {"type": "cohort.sealed", "data": {"cohort_id": "A"}}])
     write_root(tmp_path / "data", [SourceGen("draft", "d1", "B", "t")], {"A": ["d1"], "B": ["d1"]})
     plan = plan_import(ledger.state, tmp_path / "data")
-    assert [p.message for p in plan.problems] == ["cohort A is sealed (seq 2): import would change it"]
+    assert [p.message for p in plan.problems] == [
+        "cohort A is sealed (seq 2): the source differs from the ledger there and import would change it"]
 
 
 def test_cli_lists_every_problem_and_appends_nothing(tmp_path: Path) -> None:
@@ -367,7 +378,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     finally:
         os.close(master)
     assert r.returncode == 0
-    assert json.loads(r.stdout)["events"] == 5
+    assert json.loads(r.stdout)["events"] == 7  # 2 renames, 5 gen events
     assert b"metadata.json" in drawn
 
 

@@ -42,7 +42,7 @@ def test_wide_7_reference_empty_cells_are_null() -> None:
 
 def test_wide_8_reference_crlf() -> None:
     table = read_membership_csv(REFERENCE / "wide" / "membership-8col.csv")
-    assert table.shape == "wide-8"
+    assert table.shape == "wide-8-curated"
     assert len(table.rows) == 6
     last = table.rows[-1]
     assert (last.gen_id, last.origin_cohort_id, last.llm_model_id, last.replicate) == (
@@ -79,7 +79,8 @@ def test_compact_legacy_reference_g1() -> None:
     assert problems == []
     assert origin.as_metadata() == {"stage": "draft", "gen_id": "G1", "cohort_id": "lost-drafts",
                                     "template_id": "draft-template", "combo_id": "combo_v1_123",
-                                    "llm_model_id": "model-x", "parent_gen_id": None, "replicate": 1, "mode": "llm"}
+                                    "llm_model_id": "model-x", "parent_gen_id": None, "replicate": None,
+                                    "mode": "llm"}  # no replicate key: the import makes it 1 unless a wide row says
 
 
 def test_current_reference_essay() -> None:
@@ -122,10 +123,10 @@ def test_nan_in_every_form_is_null() -> None:
     origin, problems = _norm(parse_json_object(raw))
     assert problems == []
     assert (origin.cohort_id, origin.parent_gen_id, origin.combo_id, origin.llm_model_id, origin.mode,
-            origin.replicate) == ("A", None, None, None, None, 1)
+            origin.replicate) == ("A", None, None, None, None, None)
 
 
-@pytest.mark.parametrize("value,expected", [(None, 1), (2, 2), ("3", 3), (2.0, 2)])
+@pytest.mark.parametrize("value,expected", [(None, None), (2, 2), ("3", 3), (" 4 ", 4), (2.0, 2)])
 def test_replicate_forms(value: object, expected: int) -> None:
     doc = {"template_id": "t", "cohort_id": "A"}
     if value is not None:
@@ -134,7 +135,7 @@ def test_replicate_forms(value: object, expected: int) -> None:
     assert problems == [] and origin.replicate == expected
 
 
-@pytest.mark.parametrize("value", [0, -1, "x", True, 1.5])
+@pytest.mark.parametrize("value", [0, -1, "x", True, 1.5, "\u00b2", "+2"])
 def test_bad_replicate(value: object) -> None:
     _, problems = _norm({"template_id": "t", "cohort_id": "A", "replicate": value})
     assert len(problems) == 1 and "replicate" in problems[0]

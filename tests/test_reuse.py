@@ -216,3 +216,14 @@ def test_unreadable_wanted_csv(tmp_path: Path) -> None:
     latin.write_bytes("parent_gen_id,template_id,replicates\nd1,caf\xe9,1\n".encode("latin-1"))
     with pytest.raises(InvalidInputError, match="latin.csv: not UTF-8"):
         read_wanted(latin, "essay")
+
+
+def test_an_id_held_by_another_signature_gets_the_collision_suffix() -> None:
+    """A legacy gen sits on the id replicate 1 of T2 would get: the new one is `…-1`, as the pipeline names it."""
+    sig = SIGS[1]
+    squatter = gen_id("evaluation", **sig, replicate=1)
+    state = fold(base_events() + [evaluation("A", squatter, SIGS[0], 5)])
+    plan = plan_reuse(state, "T", "evaluation", [Wanted(sig, 2)])
+    assert [(c.gen_id, c.replicate) for c in plan.create] == [
+        (gen_id("evaluation", collision=1, **sig, replicate=1), 1), (gen_id("evaluation", **sig, replicate=2), 2)]
+    assert plan.create[0].gen_id.endswith("-1") and plan.create[0].gen_id not in state.generations

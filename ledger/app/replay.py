@@ -9,10 +9,8 @@ what `build` needs on top: resuming from a checkpoint and stopping at an as-of.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 from ..log.checkpoint import load_latest
@@ -21,7 +19,8 @@ from ..domain.config import LedgerConfig
 from ..errors import CorruptLogError, InvalidInputError
 from ..domain.events import upcast
 from ..log.perf import paused_gc
-from ..log.scan import LogScanner, Position
+from ..log.scan import Position
+from ..log.store import LogStore
 from ..domain.state import DomainError, State
 
 
@@ -40,11 +39,11 @@ def apply_recorded(state: State, ev: dict[str, Any]) -> None:
     state.hash = ev["hash"]
 
 
-def starting_point(ledger_dir: Path, config: LedgerConfig, log_path: Path, max_seq: int | None = None,
+def starting_point(store: LogStore, config: LedgerConfig, max_seq: int | None = None,
                    use_checkpoints: bool = True) -> tuple[State, Position]:
     """Where a fold begins: the newest valid checkpoint at or before `max_seq`, else an empty
-    state at the genesis position (seq 0, offset 0). A checkpoint is never at seq 0."""
-    found = load_latest(ledger_dir, config, log_path, max_seq=max_seq) if use_checkpoints else None
+    state at the genesis position (seq 0, cursor 0). A checkpoint is never at seq 0."""
+    found = load_latest(store, config, max_seq=max_seq) if use_checkpoints else None
     return found if found is not None else (State(config), Position(0, genesis_prev(config.ledger_id), 0))
 
 
@@ -103,7 +102,7 @@ def _event_time(ev: dict[str, Any]) -> datetime:
     return moment
 
 
-def replay(ledger_dir: Path, config: LedgerConfig, log_path: Path, as_of: AsOf = None,
+def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
            use_checkpoints: bool = True, progress: Progress | None = None) -> Replayed:
     """Fold the log (verifying the chain as it reads) up to `as_of`, resuming from the newest
     valid checkpoint at or before it unless `use_checkpoints` is false.
@@ -116,10 +115,10 @@ def replay(ledger_dir: Path, config: LedgerConfig, log_path: Path, as_of: AsOf =
     """
     max_seq = as_of if isinstance(as_of, int) else None
     moment = as_of if isinstance(as_of, datetime) else None
-    state, start = starting_point(ledger_dir, config, log_path, max_seq, use_checkpoints and moment is None)
+    state, start = starting_point(store, config, max_seq, use_checkpoints and moment is None)
     resumed = start.seq or None
-    total = os.stat(log_path).st_size if progress is not None else 0
-    scanner = LogScanner(log_path, start, stop_after=max_seq)
+    scanner = store.scan(start, stop_after=max_seq)
+    total = store.extent() if progress is not None else 0
     boundary, folded = start, 0
     past: dict[str, Any] | None = None  # the first event beyond the as-of
     with paused_gc():
@@ -132,13 +131,13 @@ def replay(ledger_dir: Path, config: LedgerConfig, log_path: Path, as_of: AsOf =
                     past = ev
             elif moment is not None and _event_time(ev) <= moment:
                 raise InvalidInputError(
-                    f"events.jsonl is not in time order around --as-of: seq {ev['seq']} (at {ev['at']}) "
+                    f"the log is not in time order around --as-of: seq {ev['seq']} (at {ev['at']}) "
                     f"follows seq {past['seq']} (at {past['at']}); use --as-of SEQ")
             if end is not None:
                 if state.seq == end.seq:
                     boundary = end
                 if progress is not None:
-                    progress(end.offset, total)
+                    progress(store.extent(end), total)
     if max_seq is not None and state.seq < max_seq:
         raise InvalidInputError(f"--as-of seq {max_seq} is beyond the last committed seq {state.seq}")
     return Replayed(state, boundary if boundary.seq == state.seq else None, resumed, folded)

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..cohorts.admin import rename_key as rename_key_op
 from ..cohorts.admin import seal_cohort
@@ -17,25 +13,13 @@ from ..errors import InvalidInputError
 from ..cohorts.history import cohort_history
 from ..cohorts.reuse import plan_and_apply, plan_reuse, read_wanted
 from ..cohorts.scope import CohortScope
-from .common import cli, emit_json, emit_json_list, json_option, open_ledger
+from .common import cli, emit_json, emit_json_list, json_option, open_ledger, print_table
 
 
 def cli_provenance() -> dict[str, str]:
     """`by` of events an operator appends from the command line: who, and through what."""
     user = os.environ.get("USER") or os.environ.get("LOGNAME")
     return {"source": "cli", **({"actor": user} if user else {})}
-
-
-def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A plain aligned table; wide when piped, so long gen ids are never folded."""
-    console = Console(width=None if sys.stdout.isatty() else 1000, highlight=False, soft_wrap=False)
-    table = Table(*columns, box=None, pad_edge=False)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    if title:
-        click.echo(title)
-    if table.row_count:
-        console.print(table)
 
 
 @cli.command()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import click
 import orjson
@@ -84,3 +85,29 @@ def progress_bar(*, in_bytes: bool = False, min_total: int = 0) -> Iterator[Call
             bar.update(tasks[phase], completed=done, total=total)
 
         yield update
+
+
+#: C0 and C1 control characters and DEL: a recorded reason must not move the cursor or recolour
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character written as its JSON escape (as events.jsonl records it)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A plain aligned table; wide when piped, so long gen ids are never folded. Cells are shown
+    as text: recorded markup and control characters are never interpreted."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(width=None if sys.stdout.isatty() else 1000, highlight=False, soft_wrap=False)
+    table = Table(*columns, box=None, pad_edge=False)
+    for row in rows:  # Text, not str: rich would read "[bold]" in a recorded reason as markup
+        table.add_row(*(Text(terminal_safe("" if v is None else str(v))) for v in row))
+    if title:
+        click.echo(terminal_safe(title))
+    if table.row_count:
+        console.print(table)

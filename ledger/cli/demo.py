@@ -16,4 +16,4 @@ def demo(directory: Path) -> None:
     from .demo_story import run_demo  # imports pyarrow and projections: only when the demo runs
 
     result = run_demo(directory, say=click.echo)
-    click.echo(f"\nDone. Try: cohort-ledger --ledger {result.ledger_path} show cohort-b")
+    click.echo(f"\nDone. Report: {result.report_html}\nTry: cohort-ledger --ledger {result.ledger_path} show cohort-b")

@@ -3,7 +3,8 @@
 It plays what a real deployment does over weeks, in a few seconds: a pipeline run records
 cohort A through the hook API; cohort B is planned with skip-existing reuse and only runs
 what is missing; an operator removes a bad evaluation, rolls out the origin-key rename,
-seals A; the projections are built and the chain verified; B's history is told back.
+seals A; the projections are built and the chain verified; B's history is told back, and
+the audit report page on both cohorts is written.
 Everything but the timestamps (and so the hashes) is deterministic.
 
 This module sits in the application layer (DESIGN §2): unlike the rest of `ledger`, it
@@ -41,6 +42,9 @@ class DemoResult:
     #: cohort id -> stage -> active member count, from the built projection
     members: dict[str, dict[str, int]]
     history_b: list[str]
+    #: the audit report page on both cohorts, and its Markdown twin
+    report_html: Path
+    report_md: Path
 
 
 def load_sample() -> dict[str, Any]:
@@ -220,7 +224,15 @@ def run_demo(directory: str | Path, say: Say = print) -> DemoResult:
     say(f"11. History of {B} (`cohort-ledger history {B}` has every event):")
     for line in history:
         say(f"    {line}")
-    return DemoResult(ledger.path, out, report.head, members, history)
+
+    from ..report import write_report  # matplotlib: only when the report is written
+
+    page, md = directory / "report.html", directory / "report.md"
+    written = write_report(ledger, [A, B], page, md)
+    say(f"12. Wrote the audit report on {A} and {B} as of seq {written.seq}: composition over time, reuse flows, "
+        f"coverage, the removal and its reason, the timeline, the pin, and the overlap of the two cohorts "
+        f"(`cohort-ledger report {A} {B} --html ...`). It opens offline in any browser:\n    {page.resolve()}")
+    return DemoResult(ledger.path, out, report.head, members, history, page, md)
 
 
 def _origin_columns(out: Path) -> list[str]:

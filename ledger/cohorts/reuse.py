@@ -5,7 +5,8 @@ replicates. Gens of that signature already active in the cohort count first; the
 gens from the allowed origins are reused, lowest replicate first, so two operators planning
 the same wanted list reuse the same gens; whatever is still missing is created under the
 smallest replicate numbers no existing gen of the signature uses (allowed origin or not), so
-a new deterministic id can never collide with an old gen.
+a new deterministic id can never collide with an old gen; an id that a gen of another
+signature already holds gets the pipeline's collision suffix (`gen_id(collision=k)`, `-k`).
 
 A plan is a pure function of a state and remembers the seq it was made at. Applying it is
 one batch appended with `expected_seq` = that seq: if anyone appended in between, the plan
@@ -15,12 +16,13 @@ may be stale and the store refuses it (ConflictError); `plan_and_apply` re-plans
 from __future__ import annotations
 
 import csv
+from collections import ChainMap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Iterable, Sequence
 
 from ..errors import ConflictError, InvalidInputError
-from ..domain.ids import SIGNATURE_FIELDS, gen_id, is_identifier, signature_key
+from ..domain.ids import SIGNATURE_FIELDS, free_gen_id, is_identifier, signature_key
 from ..domain.state import Generation, State
 from ..app.service import Ledger
 
@@ -139,6 +141,8 @@ def plan_reuse(state: State, cohort_id: str, stage: str, wanted: Iterable[Wanted
                 by_key.setdefault(signature_key(stage, sig), []).append(gen)
 
     seen: set[tuple[str, ...]] = set()
+    planned: dict[str, None] = {}  # ids this plan creates
+    taken = ChainMap(planned, state.generations)  # type: ignore[arg-type]
     plans = []
     for w in wanted:
         try:
@@ -162,9 +166,10 @@ def plan_reuse(state: State, cohort_id: str, stage: str, wanted: Iterable[Wanted
             replicate += 1
             if replicate in used:
                 continue
-            new_id = gen_id(stage, **w.signature, replicate=replicate)
-            if new_id not in state.generations:  # a gen imported under this id with other metadata
-                create.append(CreateItem(new_id, dict(w.signature), replicate))
+            # an id held by a gen of another signature gets the pipeline's `-k` suffix
+            new_id = free_gen_id(stage, taken, **w.signature, replicate=replicate)
+            planned[new_id] = None
+            create.append(CreateItem(new_id, dict(w.signature), replicate))
         plans.append(SignaturePlan(
             wanted=w,
             active=tuple(g.gen_id for g in active),

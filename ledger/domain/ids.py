@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Mapping
+from typing import Container, Mapping
 
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -44,15 +44,39 @@ def _signature_fields(stage: str) -> tuple[str, ...]:
         raise ValueError(f"no gen id scheme for stage {stage!r}") from None
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def coerce_replicate(value: object) -> int | None:
+    """A replicate as the pipeline reads one: an int, an integral float or a string of ASCII
+    digits (CSV cells, surrounding blanks allowed) that is >= 1; None for anything else.
+
+    The pipeline runs `int(value)`; this is stricter where `int` would guess: a bool, a
+    fraction (`int(2.7)` is 2), a sign, `"²"` or other non-ASCII digits are not replicates.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        value = int(value.strip())
+    return value if isinstance(value, int) and value >= 1 else None
+
+
 def _normalized(stage: str, name: str, signature: Mapping[str, object]) -> str:
+    """One signature field as the pipeline hashes it; missing or blank fields are refused."""
     if name not in signature or signature[name] is None:
         raise ValueError(f"{stage} signature needs {name!r}")
     value = signature[name]
     if name == "replicate":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"replicate must be an int >= 1, got {value!r}")
-        return str(value)
-    return str(value).strip().lower()
+        replicate = coerce_replicate(value)
+        if replicate is None:
+            raise ValueError(f"replicate must be an integer >= 1, got {value!r}")
+        return str(replicate)
+    text = str(value).strip().lower()
+    if not text:
+        raise ValueError(f"{stage} signature field {name!r} is empty")
+    return text
 
 
 def signature_key(stage: str, signature: Mapping[str, object]) -> tuple[str, ...]:
@@ -69,11 +93,35 @@ def signature_text(stage: str, signature: Mapping[str, object]) -> str:
     return "|".join(_normalized(stage, name, signature) for name in _signature_fields(stage))
 
 
-def gen_id(stage: str, **signature: object) -> str:
+def gen_id(stage: str, *, collision: int = 0, **signature: object) -> str:
     """Deterministic gen id, byte-compatible with the pipeline's own ids.
 
     prefix + base36 of the big-endian integer of a 10-byte blake2b digest of the signature.
+    Text fields are stripped and lower-cased and must not be blank; `replicate` may be an
+    int-like string such as `"2"` (`coerce_replicate`). When an id is already taken by a gen
+    of another signature, the pipeline retries with `collision` = 1, 2, ...: the hashed text
+    gets `|collision:<k>` appended and the id the suffix `-<k>` (so `d_…-1` is a gen id too).
+
+    >>> gen_id("essay", parent_gen_id="d_5ezrffv9uf3lr37d", template_id="creative-synthesis-v10", replicate="1")
+    'e_sq5klak2lljyyom'
     """
+    if isinstance(collision, bool) or not isinstance(collision, int) or collision < 0:
+        raise ValueError(f"collision must be an int >= 0, got {collision!r}")
     text = signature_text(stage, signature)
+    if collision:
+        text += f"|collision:{collision}"
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=10).digest()
-    return GEN_ID_PREFIX[stage] + _base36(int.from_bytes(digest, "big"))
+    base = GEN_ID_PREFIX[stage] + _base36(int.from_bytes(digest, "big"))
+    return f"{base}-{collision}" if collision else base
+
+
+def free_gen_id(stage: str, taken: Container[str], **signature: object) -> str:
+    """The pipeline's collision resolution: the first of `gen_id(collision=0, 1, 2, ...)` not in `taken`.
+
+    `taken` holds ids of gens with *other* signatures (a gen of this very signature and
+    replicate is that gen, not a collision), so the result never names an existing gen.
+    """
+    collision = 0
+    while (candidate := gen_id(stage, collision=collision, **signature)) in taken:
+        collision += 1
+    return candidate

@@ -5,7 +5,7 @@ into events; `export` writes the ledger's origin keys back into metadata.json fi
 """
 
 from .export import ExportPlan, apply_export, plan_export
-from .importer import ImportPlan, apply_import, import_event_id, plan_import
+from .importer import ImportPlan, SourceDisagrees, Stale, apply_import, import_event_id, plan_import
 from .membership import SHAPES, MembershipFile, MembershipRow, MembershipShapeError, read_membership_csv
 from .metadata import Origin, normalize_metadata, parse_json_object
 from .problems import LegacyProblems, Problem
@@ -20,6 +20,8 @@ __all__ = [
     "MembershipShapeError",
     "Origin",
     "Problem",
+    "SourceDisagrees",
+    "Stale",
     "apply_export",
     "apply_import",
     "import_event_id",

@@ -1,4 +1,4 @@
-"""import-legacy: turn a pipeline data root into the events that reproduce it (DESIGN §6).
+"""import-legacy: turn a pipeline data root into the events that reproduce it (docs/migration.md).
 
 `plan_import` reads the files and compares them with the ledger's state; it returns the
 events still missing (the delta), so importing the same root twice appends nothing and a
@@ -6,10 +6,16 @@ grown root appends only what is new. Event ids are derived from (kind, cohort, g
 makes "already imported" a lookup: a membership this import once added and someone later
 removed in the ledger is not added again.
 
-Origin metadata comes from metadata.json. Only the two fields `generation.created` cannot
-do without fall back to a wide membership.csv row: the origin (8-column file's
-`origin_cohort_id`) and the template (`template_id`). Every other wide cell is only
-checked against metadata.json, never copied, so the ledger holds what the files say.
+Origin metadata comes from metadata.json. A field the file lacks is taken from the wide
+membership.csv rows that list the gen, when they all agree; every other wide cell is only
+checked against metadata.json. A wide file's cohort column (`cohort_id`, or `origin_cohort_id`
+in curated files) is the file's own cohort as the pipeline writes it: only a cell naming
+another cohort says something about the gen's origin.
+
+Beyond the gens, a plan records what else the files say: the origin key the files use (as
+`metadata.key_renamed` events, `keystate`), cohorts that exist with no member (a header-only
+file: `cohort.opened`), and gens the ledger has in a cohort whose file no longer lists them
+(`stale`; recorded as `generation.removed` only when the caller asks to sync).
 """
 
 from __future__ import annotations
@@ -20,26 +26,57 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..domain.ids import is_identifier
-from ..domain.state import State
+from ..domain.ids import coerce_replicate, is_identifier
+from ..domain.state import DomainError, State
 from ..app.service import Ledger
-from .dataroot import ProgressFn, membership_files, metadata_files, relative, resolve_data_root, tick
+from ..errors import CheckFailed
+from . import keystate
+from .dataroot import ProgressFn, membership_files, metadata_files, read_regular, relative, resolve_data_root, tick
 from .membership import MembershipFile, MembershipRow, MembershipShapeError, read_membership_csv
-from .metadata import Origin, normalize_metadata, parse_json_object, parse_replicate
+from .metadata import Origin, normalize_metadata, origin_keys_for, parse_json_object
 from .problems import LegacyProblems, Problem, sorted_problems
 
 SOURCE = "import-legacy"
 BY = {"source": SOURCE}
-#: wide columns checked against metadata.json: (CSV column, Origin field)
-_WIDE_TEXT = (("parent_gen_id", "parent_gen_id"), ("combo_id", "combo_id"),
-              ("template_id", "template_id"), ("llm_model_id", "llm_model_id"), ("origin_cohort_id", "cohort_id"))
+#: wide columns that describe the gen itself: checked against metadata.json, and taken from
+#: the rows when metadata.json lacks them (all rows agreeing)
+_WIDE_FIELDS = ("parent_gen_id", "combo_id", "template_id", "llm_model_id", "replicate")
+#: fields a stage holds only when it has no parent stage (combo_id: the draft's), or only when it has one
+_ROOT_ONLY, _CHILD_ONLY = ("combo_id",), ("parent_gen_id",)
+_LABEL = {"cohort_id": "origin cohort", "template_id": "template"}
 _ID_FIELDS = ("cohort_id", "template_id", "combo_id", "llm_model_id", "parent_gen_id")
+#: how many stale gens a message names before "…"
+FIRST = 5
 
 
 def import_event_id(kind: str, cohort_id: str, gen_id: str) -> str:
     """Deterministic id of an import event, short whatever the id lengths."""
     digest = hashlib.blake2b(f"{kind}|{cohort_id}|{gen_id}".encode(), digest_size=12).hexdigest()
     return f"{SOURCE}:{kind}:{digest}"
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A gen the ledger has active in a cohort whose membership.csv no longer lists it."""
+
+    cohort_id: str
+    stage: str
+    gen_id: str
+    added_seq: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cohort_id": self.cohort_id, "stage": self.stage, "gen_id": self.gen_id}
+
+
+class SourceDisagrees(CheckFailed):
+    """The ledger has gens the source's membership files dropped; nothing appended (exit 1)."""
+
+    def __init__(self, stale: list[Stale]) -> None:
+        self.stale = stale
+        first = ", ".join(f"{s.cohort_id}/{s.gen_id}" for s in stale[:FIRST]) + (", …" if len(stale) > FIRST else "")
+        super().__init__(f"source and ledger disagree: {len(stale)} gen{'s' if len(stale) != 1 else ''} the ledger "
+                         f"has in a cohort are not in its membership.csv ({first}); "
+                         "rerun with --sync to record the removals")
 
 
 @dataclass
@@ -53,18 +90,44 @@ class ImportPlan:
     problems: list[Problem] = field(default_factory=list)
     gens_read: int = 0
     membership_files_read: int = 0
+    #: metadata.json files per origin-key state (`keystate.STATES`), and the state they add up to
+    key_files: dict[str, int] = field(default_factory=dict)
+    key_state: str | None = None
+    #: empty cohorts this plan opens
+    opened: list[str] = field(default_factory=list)
+    #: memberships the source dropped; in `events` (as removals) only when `sync`
+    stale: list[Stale] = field(default_factory=list)
+    sync: bool = False
 
     def counts(self) -> list[dict[str, Any]]:
-        """Events per (cohort, stage): created, reused, removed; by cohort id, then stage order."""
+        """Generation events per (cohort, stage): created, reused, removed; by cohort id, then stage order."""
         tally: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         for ev in self.events:
-            tally[(ev["data"]["cohort_id"], ev["data"]["stage"])][ev["type"].split(".", 1)[1]] += 1
+            if ev["type"].startswith("generation."):
+                tally[(ev["data"]["cohort_id"], ev["data"]["stage"])][ev["type"].split(".", 1)[1]] += 1
         return [{"cohort_id": c, "stage": s, "created": n["created"], "reused": n["reused"], "removed": n["removed"]}
                 for (c, s), n in sorted(tally.items(), key=lambda item: (item[0][0], self.stages.index(item[0][1])))]
+
+    def renames(self) -> list[dict[str, Any]]:
+        """The `metadata.key_renamed` payloads this plan records."""
+        return [ev["data"] for ev in self.events if ev["type"] == "metadata.key_renamed"]
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the events, for --json and --report."""
+        return {"data_root": str(self.data_root), "gens_read": self.gens_read,
+                "membership_files_read": self.membership_files_read, "events": len(self.events),
+                "counts": self.counts(), "key_files": self.key_files, "key_state": self.key_state,
+                "renames": self.renames(), "opened": self.opened, "sync": self.sync,
+                "stale": [s.to_json() for s in self.stale]}
 
     def raise_for_problems(self) -> None:
         if self.problems:
             raise LegacyProblems(SOURCE, self.problems)
+
+    def raise_if_disagrees(self) -> None:
+        """Without `sync`, dropped memberships stop the import: a silent revert is what it prevents."""
+        if self.stale and not self.sync:
+            raise SourceDisagrees(self.stale)
 
 
 class _Reader:
@@ -75,14 +138,18 @@ class _Reader:
         self.root = root
         self.progress = progress
         self.rank = state.config.stage_rank()
+        self.origin_keys = origin_keys_for(state.key_names["cohort_id"])
         self.problems: list[Problem] = []
         self.origins: dict[str, Origin] = {}
         self.files: dict[str, str] = {}  # gen_id -> its metadata.json, relative
         self.broken: set[str] = set()  # gens whose metadata.json has problems already reported
-        self.members: dict[str, set[str]] = defaultdict(set)
+        self.members: dict[str, set[str]] = defaultdict(set)  # gen_id -> cohorts whose file lists it
+        #: every cohort with a readable membership.csv -> the gens it lists (maybe none)
+        self.listed: dict[str, set[str]] = {}
         self.membership_files = 0
-        #: required fields metadata.json lacks, as found in wide rows: gen -> field -> {value: file}
-        self.fallback: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
+        self.key_files: dict[str, list[str]] = defaultdict(list)  # origin-key state -> files
+        #: fields metadata.json lacks, as found in wide rows: gen -> field -> {value: first row}
+        self.fallback: dict[str, dict[str, dict[Any, str]]] = defaultdict(lambda: defaultdict(dict))
 
     def problem(self, file: str, gen_id: str | None, message: str) -> None:
         self.problems.append(Problem(file, gen_id, message))
@@ -108,15 +175,14 @@ class _Reader:
             return
         self.files[gen_id] = rel
         try:
-            origin, issues = normalize_metadata(parse_json_object(path.read_bytes()), stage, gen_id)
+            doc = parse_json_object(read_regular(path))
         except ValueError as exc:
             self.problem(rel, gen_id, str(exc))
             self.broken.add(gen_id)
             return
-        except OSError as exc:
-            self.problem(rel, gen_id, f"cannot read: {exc.strerror}")
-            self.broken.add(gen_id)
-            return
+        if (shown := keystate.file_state(doc)) is not None:
+            self.key_files[shown].append(rel)
+        origin, issues = normalize_metadata(doc, stage, gen_id, self.origin_keys)
         for issue in issues:
             self.problem(rel, gen_id, issue)
         if issues:
@@ -138,6 +204,7 @@ class _Reader:
             except MembershipShapeError as exc:
                 self.problem(f"{rel}:{exc.line}" if exc.line else rel, None, exc.reason)
                 continue
+            self.listed[cohort_id] = set()
             for row in table.rows:
                 self._one_row(cohort_id, table, rel, row)
 
@@ -147,7 +214,9 @@ class _Reader:
             self.problem(where, row.gen_id, "row without stage or gen_id")
             return
         gen_id = row.gen_id
-        if row.cohort_id is not None and row.cohort_id != cohort_id:
+        self.listed[cohort_id].add(gen_id)
+        wide = table.shape.startswith("wide")
+        if not wide and row.cohort_id is not None and row.cohort_id != cohort_id:
             self.problem(where, gen_id, f"cohort_id {row.cohort_id!r} is not the directory's cohort {cohort_id!r}")
         origin = self.origins.get(gen_id)
         if origin is None:
@@ -157,56 +226,79 @@ class _Reader:
         if row.stage != origin.stage:
             self.problem(where, gen_id, f"stage {row.stage!r}, but metadata.json is under {origin.stage!r}")
         self.members[gen_id].add(cohort_id)
-        if table.shape.startswith("wide"):
-            self._check_wide(where, row, origin)
+        if wide:
+            self._check_wide(where, cohort_id, row, origin)
 
-    def _check_wide(self, where: str, row: MembershipRow, origin: Origin) -> None:
-        """A wide cell contradicts metadata.json only when both are non-empty and differ."""
-        for column, name in _WIDE_TEXT:
-            cell, known = getattr(row, column), getattr(origin, name)
-            if cell is None:
-                continue
-            if known is None:
-                if name in ("cohort_id", "template_id"):
-                    self.fallback[origin.gen_id][name].setdefault(cell, where)
-            elif cell != known:
-                self.problem(where, origin.gen_id, f"{column} is {cell!r} here but {known!r} in metadata.json")
-        if row.replicate is not None:
-            replicate = parse_replicate(row.replicate)
-            if replicate is None:
-                self.problem(where, origin.gen_id, f"replicate {row.replicate!r} is not an integer >= 1")
-            elif replicate != origin.replicate:
-                self.problem(where, origin.gen_id,
-                             f"replicate is {replicate} here but {origin.replicate} in metadata.json")
+    def _offer(self, where: str, origin: Origin, name: str, cell: Any, column: str) -> None:
+        """A wide cell for `name`: a contradiction when metadata.json has another value, else a candidate."""
+        known = getattr(origin, name)
+        if known is None:
+            self.fallback[origin.gen_id][name].setdefault(cell, where)
+        elif cell != known:
+            self.problem(where, origin.gen_id, f"{column} is {cell!r} here but {known!r} in metadata.json")
+
+    def _check_wide(self, where: str, cohort_id: str, row: MembershipRow, origin: Origin) -> None:
+        """Wide cells against metadata.json: a contradiction only when both are non-empty and differ.
+
+        The cohort column holds the file's own cohort (the member cohort) as the pipeline
+        writes it, whatever its header calls it; only a cell naming another cohort is read
+        as the gen's origin.
+        """
+        for column in ("cohort_id", "origin_cohort_id"):
+            cell = getattr(row, column)
+            if cell is not None and cell != cohort_id:
+                known = origin.cohort_id
+                if known is not None and cell != known:
+                    self.problem(where, origin.gen_id, f"{column} is {cell!r} here: neither this file's cohort "
+                                 f"{cohort_id!r} nor the origin {known!r} in metadata.json")
+                elif known is None:
+                    self.fallback[origin.gen_id]["cohort_id"].setdefault(cell, where)
+        has_parent = self.state.parents.get(origin.stage) is not None
+        for name in _WIDE_FIELDS:
+            cell = getattr(row, name)
+            if cell is None or (name in _ROOT_ONLY and has_parent and origin.combo_id is None) \
+                    or (name in _CHILD_ONLY and not has_parent):
+                continue  # old wide files repeat the draft's combo_id on every stage: not this gen's
+            if name == "replicate":
+                replicate = coerce_replicate(cell)
+                if replicate is None:
+                    self.problem(where, origin.gen_id, f"replicate {cell!r} is not an integer >= 1")
+                    continue
+                cell = replicate
+            self._offer(where, origin, name, cell, name)
 
     # -- the whole picture ----------------------------------------------------------
+    def _filled(self, origin: Origin) -> Origin | None:
+        """`origin` with every field metadata.json lacks taken from agreeing wide rows; None on a problem."""
+        rel, gen_id, fills, ok = self.files[origin.gen_id], origin.gen_id, {}, True
+        for name, offered in self.fallback.get(gen_id, {}).items():
+            if len(offered) == 1:
+                fills[name] = next(iter(offered))
+            else:
+                ok = False
+                self.problem(rel, gen_id, f"no {_LABEL.get(name, name)} in metadata.json and wide membership rows disagree: "
+                             + ", ".join(f"{v} ({w})" for v, w in sorted(offered.items(), key=lambda i: str(i[0]))))
+        origin = replace(origin, **fills) if fills else origin
+        for name in ("cohort_id", "template_id"):
+            if getattr(origin, name) is None and name not in self.fallback.get(gen_id, {}):
+                ok = False
+                self.problem(rel, gen_id, f"no {_LABEL[name]} anywhere (not in metadata.json, nor in a wide "
+                             "membership.csv row" + ("; a wide row's own cohort is its member cohort, not the origin)"
+                                                     if name == "cohort_id" else ")"))
+        return replace(origin, replicate=origin.replicate or 1) if ok else None
+
     def complete(self) -> dict[str, Origin]:
-        """Fill required fields from wide rows, then check ids, parents and the ledger's own gens."""
+        """Fill fields from wide rows, then check ids, parents and the ledger's own gens."""
         good: dict[str, Origin] = {}
         for gen_id, origin in self.origins.items():
-            if gen_id in self.broken:
+            if gen_id in self.broken or (filled := self._filled(origin)) is None:
                 continue
-            rel = self.files[gen_id]
-            fills: dict[str, Any] = {}
-            for name, what in (("cohort_id", "origin cohort"), ("template_id", "template")):
-                if getattr(origin, name) is not None:
-                    continue
-                offered = self.fallback.get(gen_id, {}).get(name, {})
-                if len(offered) == 1:
-                    fills[name] = next(iter(offered))
-                elif offered:
-                    self.problem(rel, gen_id, f"no {what} in metadata.json and wide membership rows disagree: "
-                                 + ", ".join(f"{v} ({w})" for v, w in sorted(offered.items())))
-                else:
-                    self.problem(rel, gen_id, f"no {what} anywhere (not in metadata.json, "
-                                 "nor in a wide membership.csv row)")
-            origin = replace(origin, **fills) if fills else origin
-            bad_ids = [f"{n} {getattr(origin, n)!r}" for n in _ID_FIELDS
-                       if getattr(origin, n) is not None and not is_identifier(getattr(origin, n))]
+            bad_ids = [f"{n} {getattr(filled, n)!r}" for n in _ID_FIELDS
+                       if getattr(filled, n) is not None and not is_identifier(getattr(filled, n))]
             if bad_ids:
-                self.problem(rel, gen_id, "not a safe identifier: " + ", ".join(bad_ids))
-            if origin.cohort_id is not None and origin.template_id is not None and not bad_ids:
-                good[gen_id] = origin
+                self.problem(self.files[gen_id], gen_id, "not a safe identifier: " + ", ".join(bad_ids))
+                continue
+            good[gen_id] = filled
         for gen_id, origin in list(good.items()):
             if not self._parent_ok(origin) or not self._same_as_ledger(origin):
                 del good[gen_id]
@@ -244,6 +336,21 @@ class _Reader:
             return False
         return True
 
+    def stale(self) -> list[Stale]:
+        """Gens the ledger has active in a cohort whose membership.csv does not list them.
+
+        Only cohorts the source has a file for are compared: a cohort without one is one
+        the source says nothing about.
+        """
+        found = []
+        for cohort_id in sorted(self.listed):
+            cohort = self.state.cohorts.get(cohort_id)
+            for gen_id, added in (cohort.members.items() if cohort is not None else ()):
+                if gen_id not in self.listed[cohort_id]:
+                    gen = self.state.generations[gen_id]
+                    found.append(Stale(cohort_id, gen.stage, gen_id, added))
+        return sorted(found, key=lambda s: (s.cohort_id, self.rank[s.stage], s.gen_id))
+
 
 def _event(kind: str, origin: Origin, cohort_id: str) -> dict[str, Any]:
     if kind == "created":
@@ -279,12 +386,45 @@ def _delta(state: State, origin: Origin, cohorts: set[str]) -> list[dict[str, An
             if not state.is_member(c, gen_id) and not _imported_before(state, c, origin)]
 
 
-def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None = None) -> ImportPlan:
+def _rename_events(state: State, target: str | None) -> list[dict[str, Any]]:
+    return [{"type": "metadata.key_renamed", "id": import_event_id(f"renamed-{phase}", keystate.OLD, keystate.NEW),
+             "by": BY, "data": {"old_key": keystate.OLD, "new_key": keystate.NEW, "phase": phase}}
+            for phase in keystate.rename_steps(state.key_names["cohort_id"], target)]
+
+
+def _sync_event(stale: Stale) -> dict[str, Any]:
+    """The removal of one dropped membership; its id names the membership (cohort, gen, seq it was added)."""
+    return {"type": "generation.removed", "by": BY,
+            "id": import_event_id("synced", stale.cohort_id, f"{stale.gen_id}@{stale.added_seq}"),
+            "data": {"cohort_id": stale.cohort_id, "stage": stale.stage, "gen_id": stale.gen_id, "reason": "imported"}}
+
+
+def _breach(state: State, events: list[dict[str, Any]]) -> str | None:
+    """The domain rule `events` would break on `state`, tried through the fold and undone; None if none."""
+
+    class _Undo(Exception):
+        pass
+
+    try:
+        with state.transaction():
+            for i, ev in enumerate(events, 1):
+                state.apply(ev["type"], ev["data"], state.seq + i, ev["id"], state.at)
+            raise _Undo
+    except _Undo:
+        return None
+    except DomainError as exc:
+        return str(exc)
+
+
+def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None = None, *,
+                sync: bool = False) -> ImportPlan:
     """Read a data root and return the events still missing from the ledger, or the problems.
 
-    Reads files, writes nothing. Events come parents first (stage order), then by gen id;
-    each gen's `generation.created` is followed by its `generation.removed` (when the
-    source does not list it in its origin cohort) and its `generation.reused` events.
+    Reads files, writes nothing. Events: the origin-key renames the files call for, the
+    empty cohorts to open, then the gens parents first (stage order) and by gen id -- each
+    gen's `generation.created` followed by its `generation.removed` (when the source does not
+    list it in its origin cohort) and its `generation.reused` events -- and, with `sync`, the
+    removals of memberships the source dropped (`ImportPlan.stale`).
     """
     root = resolve_data_root(data_root)
     reader = _Reader(state, root, progress)
@@ -292,15 +432,34 @@ def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None
     reader.read_memberships()
     good = reader.complete()
     plan = ImportPlan(root, state.seq, state.config.stages, gens_read=len(reader.files),
-                      membership_files_read=reader.membership_files)
+                      membership_files_read=reader.membership_files, key_files=keystate.summary(reader.key_files),
+                      key_state=keystate.root_state(reader.key_files), sync=sync)
     if not reader.problems:
+        renames = _rename_events(state, plan.key_state)
+        breach = _breach(state, renames) if renames else None
+        if breach is not None:
+            reader.problem("", None, f"the metadata.json files use {keystate.NEW} ({plan.key_state}), "
+                           f"but the ledger cannot record that rename: {breach}")
+        gens: list[dict[str, Any]] = []
         for gen_id in sorted(good, key=lambda g: (reader.rank[good[g].stage], g)):
-            plan.events.extend(_delta(state, good[gen_id], reader.members.get(gen_id, set())))
-        for ev in plan.events:
+            gens.extend(_delta(state, good[gen_id], reader.members.get(gen_id, set())))
+        named = {ev["data"]["cohort_id"] for ev in gens}
+        plan.opened = [c for c in sorted(reader.listed) if c not in state.cohorts and c not in named]
+        opens = [{"type": "cohort.opened", "id": import_event_id("opened", c, ""), "by": BY, "data": {"cohort_id": c}}
+                 for c in plan.opened]
+        plan.stale = reader.stale()
+        syncs = [_sync_event(s) for s in plan.stale] if sync else []
+        plan.events = renames + opens + gens + syncs
+        sealed_hits: dict[str, list[str]] = defaultdict(list)
+        for ev in gens + [_sync_event(s) for s in plan.stale]:
             cohort = state.cohorts.get(ev["data"]["cohort_id"])
             if cohort is not None and cohort.sealed_seq is not None:
-                reader.problem("", ev["data"]["gen_id"],
-                               f"cohort {cohort.cohort_id} is sealed (seq {cohort.sealed_seq}): import would change it")
+                sealed_hits[cohort.cohort_id].append(ev["data"]["gen_id"])
+        for cohort_id, gen_ids in sealed_hits.items():
+            seal = state.cohorts[cohort_id].sealed_seq
+            for gen_id in gen_ids:
+                reader.problem("", gen_id, f"cohort {cohort_id} is sealed (seq {seal}): the source differs from the "
+                               "ledger there and import would change it")
     plan.problems = sorted_problems(reader.problems)
     if plan.problems:
         plan.events = []
@@ -308,8 +467,13 @@ def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None
 
 
 def apply_import(ledger: Ledger, plan: ImportPlan) -> list[int]:
-    """Append the plan as one atomic batch, only if the ledger has not moved since it was made."""
+    """Append the plan as one atomic batch, only if the ledger has not moved since it was made.
+
+    Raises LegacyProblems (exit 2) for problems and SourceDisagrees (exit 1) for memberships
+    the source dropped when the plan was made without `sync`; nothing is appended then.
+    """
     plan.raise_for_problems()
+    plan.raise_if_disagrees()
     if not plan.events:
         return []
     return ledger.append(plan.events, expected_seq=plan.seq)

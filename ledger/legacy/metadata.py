@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain.ids import coerce_replicate
+
 #: keys that name the origin cohort, old and new (both present: they must agree)
 ORIGIN_KEYS = ("origin_cohort_id", "cohort_id")
 #: legacy template keys that name a gen's *own* template, by stage. Other stages' keys on
@@ -37,7 +39,7 @@ class Origin:
     combo_id: str | None
     llm_model_id: str | None
     parent_gen_id: str | None
-    replicate: int
+    replicate: int | None  #: None: not given (1 unless a wide row says otherwise)
     mode: str | None
 
     def as_metadata(self) -> dict[str, Any]:
@@ -46,6 +48,15 @@ class Origin:
                 "template_id": self.template_id, "combo_id": self.combo_id,
                 "llm_model_id": self.llm_model_id, "parent_gen_id": self.parent_gen_id,
                 "replicate": self.replicate, "mode": self.mode}
+
+
+def origin_keys_for(key_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys an origin may sit under, given the ledger's names for it (`State.key_names["cohort_id"]`).
+
+    The pipeline's own two always count; a rename to another key (`cohort_id -> origin`)
+    adds the names export writes, so a re-import reads what export wrote.
+    """
+    return tuple(dict.fromkeys((*ORIGIN_KEYS, *key_names)))
 
 
 def null_if_missing(value: Any) -> Any:
@@ -63,28 +74,40 @@ def template_keys(stage: str) -> tuple[str, ...]:
     return ("template_id",) + LEGACY_TEMPLATE_KEYS.get(stage, (f"{stage}_template", f"{stage}_template_id"))
 
 
-def parse_replicate(value: Any) -> int | None:
-    """An int >= 1 from an int, an integral float or a digit string; None if it is none of those."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    return value if isinstance(value, int) and value >= 1 else None
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook: a key given twice is refused, not resolved (last wins would lose one)."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(twice)
+    return doc
+
+
+class _DuplicateKey(Exception):
+    pass
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Parse a metadata.json (stdlib json: it reads the bare `NaN` pandas-era files contain).
 
-    Raises ValueError with a one-line reason.
+    The pipeline writes UTF-8; any other encoding (UTF-16 would otherwise be auto-detected by
+    `json.loads`) is refused here, so import and export accept exactly the same files. A key
+    repeated in any object, and nesting deeper than the parser's recursion limit, are refused
+    too. Raises ValueError with a one-line reason.
     """
     try:
-        doc = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8") from None
+    except _DuplicateKey as exc:
+        raise ValueError(f"duplicate key {exc.args[0]!r} (which one counts would be a guess)") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
     if not isinstance(doc, dict):
         raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
     return doc
@@ -107,11 +130,14 @@ def _agreeing(doc: dict[str, Any], keys: tuple[str, ...], what: str, problems: l
     return next(iter(found.values()), None)
 
 
-def normalize_metadata(doc: dict[str, Any], stage: str, gen_id: str) -> tuple[Origin, list[str]]:
+def normalize_metadata(doc: dict[str, Any], stage: str, gen_id: str,
+                       origin_keys: tuple[str, ...] = ORIGIN_KEYS) -> tuple[Origin, list[str]]:
     """Read a metadata.json object found at gens/<stage>/<gen_id>/; return (origin, problems).
 
     The directory names are the fallback for `stage` and `gen_id` and must match them when
-    the file has them. Run-time keys (`files`, `usage`, `run_id`, ...) are not read.
+    the file has them. `origin_keys` are the keys that may hold the origin cohort: the
+    pipeline's two, plus whatever a ledger rename made `export-metadata` write
+    (`origin_keys_for`). Run-time keys (`files`, `usage`, `run_id`, ...) are not read.
     """
     problems: list[str] = []
     for key, where in (("stage", stage), ("gen_id", gen_id)):
@@ -119,10 +145,9 @@ def normalize_metadata(doc: dict[str, Any], stage: str, gen_id: str) -> tuple[Or
         if value is not None and value != where:
             problems.append(f"{key} is {value!r} but the file sits in directory {where!r}")
     raw_replicate = null_if_missing(doc.get("replicate"))
-    replicate = 1 if raw_replicate is None else parse_replicate(raw_replicate)
-    if replicate is None:
+    replicate = None if raw_replicate is None else coerce_replicate(raw_replicate)
+    if raw_replicate is not None and replicate is None:
         problems.append(f"replicate is {raw_replicate!r}, not an integer >= 1")
-        replicate = 1
     mode = _text(doc, "mode", problems)
     if mode is not None and mode not in MODES:
         problems.append(f"mode is {mode!r}, not one of {', '.join(MODES)}")
@@ -130,7 +155,7 @@ def normalize_metadata(doc: dict[str, Any], stage: str, gen_id: str) -> tuple[Or
     origin = Origin(
         stage=stage,
         gen_id=gen_id,
-        cohort_id=_agreeing(doc, ORIGIN_KEYS, "origin cohort", problems),
+        cohort_id=_agreeing(doc, origin_keys, "origin cohort", problems),
         template_id=_agreeing(doc, template_keys(stage), "template", problems),
         combo_id=_text(doc, "combo_id", problems),
         llm_model_id=_text(doc, "llm_model_id", problems),
