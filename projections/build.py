@@ -9,6 +9,7 @@ and the checkpoints as they were.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +20,14 @@ from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
 from ledger.log.location import Where
+from ledger.log.object_store import ObjectLogStore
+from ledger.log.store import LogStore
 from ledger.log.perf import paused_gc
 
-from .files import check_out_dir, parquet_bytes, replace_files
+from .files import parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
+from .targets import open_target
 
 DEFAULT_OUT = "projections"
 #: a build writes a checkpoint when it is this many events past the newest one
@@ -60,11 +64,21 @@ def render(state: State) -> dict[str, bytes]:
     return files
 
 
+def _default_out(store: LogStore) -> str | Path:
+    """`<ledger>/projections`: beside the log in a directory, under the prefix in an object store."""
+    if isinstance(store, FileLogStore):
+        return store.path / DEFAULT_OUT
+    if isinstance(store, ObjectLogStore):
+        return f"{store.location}/{DEFAULT_OUT}"
+    raise InvalidInputError(f"{store.location} keeps no files: give --out")
+
+
 def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
           as_of: int | str | datetime | None = None, full: bool = False, *,
           checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None) -> BuildReport:
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
-    RFC 3339 time) into `out_dir` (default `<ledger>/projections/` for a ledger directory).
+    RFC 3339 time) into `out_dir`, a directory or an object-store URL (default
+    `<ledger>/projections`).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
     `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
@@ -73,15 +87,7 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     (bytes of events.jsonl for a directory).
     """
     ledger = Ledger.open(ledger_path)
-    local = ledger.store.path if isinstance(ledger.store, FileLogStore) else None
-    if out_dir is not None:
-        out = Path(out_dir)
-    elif local is not None:
-        out = local / DEFAULT_OUT
-    else:
-        raise InvalidInputError(f"{ledger.store.location} is not a local directory: give --out")
-    if local is not None:
-        check_out_dir(local, out)
+    out = open_target(_default_out(ledger.store) if out_dir is None else out_dir, ledger.store)
     target = parse_as_of(as_of)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
         folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
@@ -93,5 +99,5 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):
             write_checkpoint(ledger.store, ledger.config, state, folded.position)
             saved = state.seq
-    return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
+    return BuildReport(state.seq, chain_hash, out.location, changes.written, changes.unchanged, changes.removed,
                        folded.checkpoint_seq, folded.events, saved)

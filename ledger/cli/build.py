@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import click
 
@@ -14,13 +13,13 @@ _PROGRESS_MIN_BYTES = 32 << 20
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Output directory (default <ledger>/projections).")
+@click.option("--out", "out_dir", default=None,
+              help="Output directory or s3://bucket/prefix (default <ledger>/projections).")
 @click.option("--as-of", "as_of", default=None, metavar="SEQ|TIME",
               help="Build as of a seq, or an RFC 3339 time with Z or an offset.")
 @click.option("--full", is_flag=True, help="Replay from seq 1, ignoring checkpoints.")
 @json_option
-def build(out_dir: Path | None, as_of: str | None, full: bool, as_json: bool) -> None:
+def build(out_dir: str | None, as_of: str | None, full: bool, as_json: bool) -> None:
     """Write manifest.parquet, membership.parquet and cohorts/<id>/membership.csv."""
     from projections import build as build_projections  # here: other commands need not load pyarrow
 
