@@ -60,7 +60,6 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
     from ledger.app.replay import replay
     from projections.build import render
     from projections.files import replace_files
-    from projections.targets import DirectoryTarget
 
     led = Ledger.open(ledger)
     times: dict[str, float] = {}
@@ -72,7 +71,7 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
         files = render(folded.state)
         times["render"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        replace_files(DirectoryTarget(Path(out)), files, folded.state.seq, folded.state.hash)
+        replace_files(Path(out), files, folded.state.seq, folded.state.hash)
         times["write_files"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         Path(scratch).mkdir(parents=True, exist_ok=True)

@@ -19,15 +19,16 @@ from ledger.app.replay import Progress, parse_as_of, replay
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
-from ledger.log.location import Where
+from ledger.log.location import Where, is_url
 from ledger.log.object_store import ObjectLogStore
 from ledger.log.store import LogStore
 from ledger.log.perf import paused_gc
+from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
-from .files import parquet_bytes, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
-from .targets import open_target
+from .object_out import out_location, replace_objects
 
 DEFAULT_OUT = "projections"
 #: a build writes a checkpoint when it is this many events past the newest one
@@ -58,8 +59,8 @@ class BuildReport:
 def render(state: State) -> dict[str, bytes]:
     """Every projection file of `state`: relative path -> bytes."""
     membership = membership_table(state)
-    files = {"manifest.parquet": parquet_bytes(manifest_table(state)),
-             "membership.parquet": parquet_bytes(membership)}
+    files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
+             MEMBERSHIP_FILE: parquet_bytes(membership)}
     files.update(cohort_csvs(state, membership))
     return files
 
@@ -75,29 +76,39 @@ def _default_out(store: LogStore) -> str | Path:
 
 def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
           as_of: int | str | datetime | None = None, full: bool = False, *,
-          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None) -> BuildReport:
+          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None,
+          lock_timeout: float = LOCK_TIMEOUT) -> BuildReport:
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
     RFC 3339 time) into `out_dir`, a directory or an object-store URL (default
-    `<ledger>/projections`).
+    `<ledger>/projections`, in the ledger's directory or under its prefix).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
     `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
     saved. `progress(done, total)` is called after each folded batch, in the store's unit
-    (bytes of events.jsonl for a directory).
+    (bytes of events.jsonl for a directory). Builds into one out dir take turns; one waits
+    at most `lock_timeout` seconds for another to finish.
     """
     ledger = Ledger.open(ledger_path)
-    out = open_target(_default_out(ledger.store) if out_dir is None else out_dir, ledger.store)
+    local = ledger.store.path if isinstance(ledger.store, FileLogStore) else None
+    if out_dir is None:
+        out_dir = _default_out(ledger.store)
+    remote = out_location(out_dir, ledger.store) if isinstance(out_dir, str) and is_url(out_dir) else None
+    out = Path(out_dir)
+    if local is not None and remote is None:
+        check_out_dir(local, out)
     target = parse_as_of(as_of)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
         folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        changes = replace_files(out, render(state), state.seq, chain_hash)
+        files = render(state)
+        changes = (replace_objects(remote, files, state.seq, chain_hash) if remote is not None
+                   else replace_files(out, files, state.seq, chain_hash, lock_timeout))
         saved = None
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):
             write_checkpoint(ledger.store, ledger.config, state, folded.position)
             saved = state.seq
-    return BuildReport(state.seq, chain_hash, out.location, changes.written, changes.unchanged, changes.removed,
+    return BuildReport(state.seq, chain_hash, remote or str(out), changes.written, changes.unchanged, changes.removed,
                        folded.checkpoint_seq, folded.events, saved)

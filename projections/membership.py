@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ledger.domain.projection_files import cohort_csv_path
 from ledger.domain.state import State
 
 from .order import sorted_by_stage
@@ -70,6 +71,6 @@ def cohort_csvs(state: State, membership: pa.Table) -> dict[str, bytes]:
             sink = pa.BufferOutputStream()
             pacsv.write_csv(slim.slice(offset, n), sink, _CSV_OPTIONS)
             body = sink.getvalue().to_pybytes()
-        out[f"cohorts/{cohort_id}/membership.csv"] = CSV_HEADER + body
+        out[cohort_csv_path(cohort_id)] = CSV_HEADER + body
         offset += n
     return out

@@ -4,7 +4,6 @@ test_object_store_processes.py."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -208,14 +207,9 @@ def test_checkpoints_live_on_the_store_and_are_used(s3_url: str) -> None:
     assert Ledger.open(s3_url).head == led.head
 
 
-def _tree(target: Any, names: list[str]) -> dict[str, str]:
-    return {n: hashlib.sha256(target.read(n) or b"").hexdigest() for n in names}
-
-
 def test_build_to_the_bucket_writes_the_bytes_of_a_local_build(s3_url: str, tmp_path: Path) -> None:
     from projections import build
-    from projections.targets import DirectoryTarget, ObjectTarget
-    from ledger.log.objects import connect
+    from projections.object_out import ObjectOut
 
     led = opened(s3_url)
     led.append(drafts("a", 4) + [event("cohort.opened", cohort_id="c2")])
@@ -224,14 +218,19 @@ def test_build_to_the_bucket_writes_the_bytes_of_a_local_build(s3_url: str, tmp_
     remote = build(s3_url, out)
     local = build(s3_url, tmp_path / "data")
     assert remote.written == local.written and remote.out_dir == out
-    names = [*local.written, "_projection.json"]
-    bucket = ObjectTarget(Objects(connect(out), out))
-    assert _tree(bucket, names) == _tree(DirectoryTarget(tmp_path / "data"), names)
-    # ownership as on disk: a cohort that lost its last member loses its CSV; a foreign file stays
+    bucket = ObjectOut(out)
+    for name in [*local.written, "_projection.json"]:
+        assert bucket.read(name) == (tmp_path / "data" / name).read_bytes(), name
+    # ownership as on disk: a file someone else put there stays; ours are replaced or removed
     bucket.objects.put("cohorts/c2/notes.txt", b"not ours")
     led.append([event("generation.removed", cohort_id="c2", stage="draft", gen_id="a1", reason="x")])
     again = build(s3_url, out)
-    assert again.removed == [] and "cohorts/c2/membership.csv" in again.written  # header-only now
+    assert "cohorts/c2/membership.csv" in again.written  # header-only now: c2 had a member
+    assert bucket.read("cohorts/c2/notes.txt") == b"not ours"
+    assert build(s3_url, out).written == []  # nothing changed: nothing rewritten
+    earlier = build(s3_url, out, as_of=2)  # before c2 had members: its CSV is ours to remove
+    assert earlier.removed == ["cohorts/c2/membership.csv"]
+    assert bucket.read("cohorts/c2/membership.csv") is None
     assert bucket.read("cohorts/c2/notes.txt") == b"not ours"
 
 

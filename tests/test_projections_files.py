@@ -188,7 +188,7 @@ def test_foreign_files_survive_and_stale_owned_files_go(ledger: Ledger, tmp_path
     for rel, data in foreign.items():
         assert (out / rel).read_bytes() == data
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
-        [*foreign, "_projection.json", "manifest.parquet", "membership.parquet"])
+        [*foreign, "_projection.json", "_projection.lock", "manifest.parquet", "membership.parquet"])
 
 
 def test_empty_owned_cohort_folder_is_removed(ledger: Ledger) -> None:

@@ -25,7 +25,7 @@ from ..domain.state import DomainError, State
 
 
 def apply_recorded(state: State, ev: dict[str, Any]) -> None:
-    """Fold one committed envelope (as LogScanner yields it) into `state`; also track its hash."""
+    """Fold one committed envelope (as a store's scan yields it) into `state`; also track its hash."""
     seq = ev["seq"]
     try:
         data = upcast(ev["type"], ev["v"], ev["data"], seq)

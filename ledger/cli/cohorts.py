@@ -65,8 +65,9 @@ def show(cohort_id: str, stage: str | None, as_json: bool) -> None:
     cohort = state.cohorts.get(cohort_id)
     if cohort is None:
         raise InvalidInputError(f"cohort {cohort_id} is unknown to this ledger")
-    if stage is not None and stage not in state.stages:
-        raise InvalidInputError(f"stage {stage!r} is not one of this ledger's stages")
+    rule = state.stage_rule(stage) if stage is not None else None
+    if rule is not None:
+        raise InvalidInputError(rule)
     rows = CohortScope.from_state(state).members(cohort_id, stage)
     if as_json:
         emit_json_list(rows)

@@ -123,13 +123,12 @@ def plan_reuse(state: State, cohort_id: str, stage: str, wanted: Iterable[Wanted
                allowed_origins: Collection[str] | None = None) -> ReusePlan:
     """Split each wanted signature into already-active, reuse and create (module docstring)."""
     names = key_fields(stage)
-    if stage not in state.stages:
-        raise InvalidInputError(f"stage {stage!r} is not one of this ledger's stages")
     if not is_identifier(cohort_id):
         raise InvalidInputError(f"cohort id {cohort_id!r} is not a safe identifier")
+    for rule in (state.stage_rule(stage), state.writable_rule(cohort_id)):
+        if rule is not None:
+            raise InvalidInputError(rule)
     cohort = state.cohorts.get(cohort_id)
-    if cohort is not None and cohort.sealed_seq is not None:
-        raise InvalidInputError(f"cohort {cohort_id} is sealed (seq {cohort.sealed_seq}): its membership cannot change")
     members = cohort.members if cohort is not None else {}
     allowed = None if allowed_origins is None else frozenset(allowed_origins)
 

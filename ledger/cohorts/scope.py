@@ -18,25 +18,26 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 import orjson
 
 from ..errors import InvalidInputError
-from ..domain.state import State
+from ..domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, PROJECTION_INFO_FILE
+from ..domain.state import GENERATION_ATTR, METADATA_KEYS, State
 from ..app.service import Ledger
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-MANIFEST = "manifest.parquet"
-MEMBERSHIP = "membership.parquet"
-PROJECTION_INFO = "_projection.json"
-#: Origin metadata fields, in manifest order; the origin is always `origin_cohort_id` here,
-#: whatever the rename state calls the manifest column.
-METADATA_FIELDS = ("stage", "gen_id", "origin_cohort_id", "template_id", "combo_id", "llm_model_id",
-                   "parent_gen_id", "replicate", "mode", "created_seq", "materialized")
+MANIFEST = MANIFEST_FILE
+MEMBERSHIP = MEMBERSHIP_FILE
+PROJECTION_INFO = PROJECTION_INFO_FILE
+#: Origin metadata fields, in manifest order, then the two derived columns; the origin is
+#: always `origin_cohort_id` here, whatever the rename state calls the manifest column.
+METADATA_FIELDS = ("stage", "gen_id", *(GENERATION_ATTR[k] for k in METADATA_KEYS), "created_seq", "materialized")
 
 T = TypeVar("T")
 
@@ -68,12 +69,10 @@ class CohortScope:
     # -- sources ------------------------------------------------------------------------
     @classmethod
     def from_state(cls, state: State) -> "CohortScope":
-        gens = [{
-            "stage": g.stage, "gen_id": g.gen_id, "origin_cohort_id": g.origin_cohort_id,
-            "template_id": g.template_id, "combo_id": g.combo_id, "llm_model_id": g.llm_model_id,
-            "parent_gen_id": g.parent_gen_id, "replicate": g.replicate, "mode": g.mode,
-            "created_seq": g.created_seq, "materialized": g.materialized_seq is not None,
-        } for g in state.generations.values()]
+        stored = METADATA_FIELDS[:-1]  # every field but `materialized` is a Generation attribute
+        get = attrgetter(*stored)
+        gens = [{**dict(zip(stored, get(g))), "materialized": g.materialized_seq is not None}
+                for g in state.generations.values()]
         members = []
         for cohort in state.cohorts.values():
             for gid, added in cohort.members.items():

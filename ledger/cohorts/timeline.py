@@ -8,7 +8,7 @@ materialization, and for each chosen cohort its membership *stints* (added at, r
 and the events that named it. Everything after the scan is a pure function of that result.
 
 The pass is per event cheap on purpose (a report of a 1,000,000-event ledger runs in about
-the time of a build): raw envelopes from `LogScanner`, no models, no full fold. Only
+the time of a build): raw envelopes from the store's scan, no models, no full fold. Only
 effective events are ever in a log written through `Ledger.append`, so each `created` or
 `reused` naming a cohort adds a member and each `removed` takes one away; an event that
 contradicts that is reported as corruption at its seq, as a replay would.
@@ -26,7 +26,7 @@ from ..domain.events import upcast
 from ..errors import CorruptLogError, InvalidInputError
 from ..log.codec import genesis_prev
 from ..log.perf import paused_gc
-from ..log.scan import LogScanner, Position
+from ..log.scan import Position
 
 #: events that add (+1) or remove (-1) a member of the cohort they name
 MEMBERSHIP_DELTA = {"generation.created": 1, "generation.reused": 1, "generation.removed": -1}
@@ -143,7 +143,7 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime
     counts = {c: [0] * len(config.stages) for c in wanted}
     zeros = [0] * len(config.stages)
     genesis = Position(0, genesis_prev(config.ledger_id), 0)
-    scanner = LogScanner(ledger.log_path, genesis, stop_after=max_seq)
+    scanner = ledger.store.scan(genesis, stop_after=max_seq)
     seq, chain, at = 0, genesis.hash, ""
     stopped = False
     with paused_gc():

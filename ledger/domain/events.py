@@ -8,7 +8,7 @@ relies on the chain to prove the bytes are the ones that passed here.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
@@ -22,7 +22,8 @@ KeyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 #: Client event ids: printable ASCII without spaces, so they are safe in logs and reports.
-EventId = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,256}$")]
+EVENT_ID_PATTERN = r"^[!-~]{1,256}$"
+EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 
 
 class _Payload(BaseModel):
@@ -106,6 +107,17 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 EVENT_TYPES = tuple(PAYLOADS)
 
+#: Origin metadata of a generation: the `generation.created` payload keys, in payload order.
+ORIGIN_FIELDS: tuple[str, ...] = tuple(GenerationCreated.model_fields)
+_IDENTIFIER_CONSTRAINT = get_args(Identifier)[1]
+#: The origin fields whose values are identifiers (docs/FORMAT.md §6.1).
+ORIGIN_IDENTIFIER_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in GenerationCreated.model_fields.items()
+    if _IDENTIFIER_CONSTRAINT in info.metadata or Identifier in get_args(info.annotation))
+#: The optional origin fields (omitted from a payload when absent; null in the manifest).
+ORIGIN_OPTIONAL_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in GenerationCreated.model_fields.items() if not info.is_required() and info.default is None)
+
 
 class EventIn(BaseModel):
     """One event as a client submits it: the CLI's JSON line or a library call."""
@@ -179,7 +191,7 @@ def _envelope_union() -> Any:
 
 
 _ENVELOPES = _envelope_union()
-_EVENT_ID_RE = re.compile(r"[!-~]{1,256}")
+_EVENT_ID_RE = re.compile(EVENT_ID_PATTERN[1:-1])
 
 
 def _check_envelope(item: Any) -> str | None:

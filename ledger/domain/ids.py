@@ -11,8 +11,10 @@ import hashlib
 import re
 from typing import Container, Mapping
 
-IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: The identifier syntax (docs/FORMAT.md §6.1), anchored for pydantic and JSON Schema;
+#: `IDENTIFIER_RE` (for `fullmatch`) and the projection file-name pattern derive from it.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN[1:-1])
 
 #: Signature fields per stage, in the order they are joined for the gen id (DESIGN §6).
 SIGNATURE_FIELDS: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain.events import ORIGIN_FIELDS
 from ..domain.ids import coerce_replicate
 
 #: keys that name the origin cohort, old and new (both present: they must agree)
@@ -44,10 +45,7 @@ class Origin:
 
     def as_metadata(self) -> dict[str, Any]:
         """The same dict `Generation.metadata()` gives, so the two compare directly."""
-        return {"stage": self.stage, "gen_id": self.gen_id, "cohort_id": self.cohort_id,
-                "template_id": self.template_id, "combo_id": self.combo_id,
-                "llm_model_id": self.llm_model_id, "parent_gen_id": self.parent_gen_id,
-                "replicate": self.replicate, "mode": self.mode}
+        return {f: getattr(self, f) for f in ORIGIN_FIELDS}
 
 
 def origin_keys_for(key_names: tuple[str, ...]) -> tuple[str, ...]:

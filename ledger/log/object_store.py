@@ -125,9 +125,10 @@ class ObjectLogStore(LogStore):
                 blob = got
 
     def _listed_after(self, seq: int) -> list[int]:
-        """Batch starts the listing shows after the batch starting at `seq`."""
-        found = [int(m.group(1)) for key in self.objects.keys(LOG_DIR, after=batch_key(seq))
-                 if (m := _BATCH_KEY.fullmatch(key))]
+        """Batch starts the listing shows after the batch starting at `seq`, in order (some
+        stores, obstore's local one among them, list in no particular order)."""
+        found = sorted(int(m.group(1)) for key in self.objects.keys(LOG_DIR, after=batch_key(seq))
+                       if (m := _BATCH_KEY.fullmatch(key)))
         with self._lock:
             self._listed_seq = max([self._listed_seq, seq, *found])
         return found

@@ -134,6 +134,7 @@ class LogStore(Protocol):
     # -- with defaults (inherited by subclasses of this protocol) --------------------------
     def close(self) -> None:
         """Release what the store holds open (e.g. a lock file); it stays usable."""
+        return None
 
     def verify(self, start: Position) -> tuple[Position, int, Tail]:
         """Scan from `start` to the end: (end, events, tail). A backend may do it faster

@@ -18,8 +18,7 @@ from ..app.service import Ledger
 from ..cohorts.composition import Composition, compose
 from ..cohorts.timeline import scan
 from ..errors import InvalidInputError
-from ..app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
-from ..log.checkpoint import CHECKPOINT_DIR
+from ..log.file_store import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, LOG_FILE
 from ..log.fsio import atomic_write_many
 from . import content, html, markdown
 
