@@ -267,7 +267,8 @@ class OutDir:
 class Readable(Protocol):
     """Where a build's files are: the out dir, or an object-store prefix (object_out.py)."""
 
-    path: Path | str
+    @property
+    def path(self) -> Path | str: ...
 
     def read(self, rel: str) -> bytes | None: ...
 
