@@ -58,7 +58,7 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
     from ledger.log.file_store import FileLogStore
     from ledger.log.perf import paused_gc
     from ledger.app.replay import replay
-    from projections.build import render
+    from projections.build import about, render
     from projections.files import replace_files
 
     led = Ledger.open(ledger)
@@ -71,7 +71,7 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
         files = render(folded.state)
         times["render"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        replace_files(Path(out), files, folded.state.seq, folded.state.hash)
+        replace_files(Path(out), files, folded.state.seq, folded.state.hash, about(folded.state))
         times["write_files"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         Path(scratch).mkdir(parents=True, exist_ok=True)

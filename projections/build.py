@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ledger import InvalidInputError, Ledger, State
 from ledger.app.replay import Progress, parse_as_of, replay
@@ -54,6 +55,16 @@ class BuildReport:
     @property
     def checkpoint_used(self) -> bool:
         return self.checkpoint_seq is not None
+
+
+def about(state: State) -> dict[str, Any]:
+    """What readers of the files need and the files cannot say (`_projection.json`'s ABOUT_KEYS).
+
+    `key_names`: each logical manifest key's column name(s) (the rename state), so a reader
+    finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
+    including empty ones, which `membership.parquet` has no row for.
+    """
+    return {"key_names": {k: list(names) for k, names in state.key_names.items()}, "cohorts": sorted(state.cohorts)}
 
 
 def render(state: State) -> dict[str, bytes]:
@@ -102,9 +113,9 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
         folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        files = render(state)
-        changes = (replace_objects(remote, files, state.seq, chain_hash) if remote is not None
-                   else replace_files(out, files, state.seq, chain_hash, lock_timeout))
+        files, facts = render(state), about(state)
+        changes = (replace_objects(remote, files, state.seq, chain_hash, facts) if remote is not None
+                   else replace_files(out, files, state.seq, chain_hash, facts, lock_timeout))
         saved = None
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):

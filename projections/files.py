@@ -46,6 +46,9 @@ from ledger.log.file_store import RESERVED
 from ledger.log.fsio import commit, discard, environment_error, stage, temp_target
 
 OWNERSHIP_FILE = PROJECTION_INFO_FILE
+#: what `_projection.json` records beside seq, hash and files (docs/FORMAT.md §8): the rename
+#: state (logical manifest key -> its column names) and every cohort, empty ones included
+ABOUT_KEYS = ("key_names", "cohorts")
 LOCK_NAME = "_projection.lock"
 #: how long a build waits for another build into the same out dir before giving up (seconds)
 LOCK_TIMEOUT = 600.0
@@ -298,8 +301,9 @@ def owned(out: Readable) -> dict[str, Any] | None:
     return doc
 
 
-def ownership_record(seq: int | None, chain_hash: str | None, files: dict[str, str]) -> bytes:
-    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, "files": dict(sorted(files.items()))}
+def ownership_record(seq: int | None, chain_hash: str | None, about: dict[str, Any], files: dict[str, str]) -> bytes:
+    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, **about,
+           "files": dict(sorted(files.items()))}
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
 
 
@@ -417,19 +421,28 @@ def check_names(files: Iterable[str]) -> None:
             raise ValueError(f"{rel} is not a projection file name")
 
 
+def previous_about(previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The ABOUT_KEYS of the last record, kept while a build is under way (the union record)."""
+    return {k: previous[k] for k in ABOUT_KEYS if k in previous} if previous else {}
+
+
 def replace_files(out_path: Path, files: dict[str, bytes], seq: int, chain_hash: str,
-                  lock_timeout: float = LOCK_TIMEOUT) -> Changes:
-    """Make `out_path` hold `files` (relative path -> bytes) and nothing else of ours."""
+                  about: dict[str, Any], lock_timeout: float = LOCK_TIMEOUT) -> Changes:
+    """Make `out_path` hold `files` (relative path -> bytes) and nothing else of ours.
+
+    `about` (keys ABOUT_KEYS) is what the files cannot say themselves; `_projection.json` records it.
+    """
     check_names(files)
     out = OutDir(out_path)
     try:
         with out.locked(lock_timeout):
-            return _replace_locked(out, files, seq, chain_hash)
+            return _replace_locked(out, files, seq, chain_hash, about)
     finally:
         out.close()
 
 
-def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: str) -> Changes:
+def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: str,
+                    about: dict[str, Any]) -> Changes:
     old_record = out.read(OWNERSHIP_FILE)
     previous = owned(out)
     before: dict[str, str] = previous["files"] if previous else {}
@@ -442,7 +455,8 @@ def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: 
     union_recorded = not digests.keys() <= before.keys()
     if union_recorded:  # name every file (and so its folder) before making it: a kill leaves nothing unowned
         _put(out, OWNERSHIP_FILE, ownership_record(previous["seq"] if previous else None,
-                                                   previous["hash"] if previous else None, {**digests, **before}))
+                                                   previous["hash"] if previous else None,
+                                                   previous_about(previous), {**digests, **before}))
     try:
         staged = _stage_all(out, {rel: files[rel] for rel in written})
     except BaseException:
@@ -456,5 +470,5 @@ def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: 
         raise
     _commit_all(out, staged)
     removed = [rel for rel in sorted(before.keys() - digests.keys()) if _remove(out, rel, before[rel])]
-    _put(out, OWNERSHIP_FILE, ownership_record(seq, chain_hash, digests))
+    _put(out, OWNERSHIP_FILE, ownership_record(seq, chain_hash, about, digests))
     return Changes(written, unchanged, removed)

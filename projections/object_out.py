@@ -15,12 +15,14 @@ holding a mix of both and the record of either. Run one build per output prefix 
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledger import InvalidInputError
 from ledger.log.object_store import RESERVED, ObjectLogStore
 from ledger.log.objects import Objects, connect, split_url
 from ledger.log.store import LogStore
 
-from .files import OWNERSHIP_FILE, Changes, check_names, owned, ownership_record, sha256_hex
+from .files import OWNERSHIP_FILE, Changes, check_names, owned, ownership_record, previous_about, sha256_hex
 
 
 class ObjectOut:
@@ -64,8 +66,10 @@ def out_location(url: str, ledger: LogStore) -> str:
     return location
 
 
-def replace_objects(location: str, files: dict[str, bytes], seq: int, chain_hash: str) -> Changes:
-    """Make the prefix hold `files` (relative name -> bytes) and nothing else of ours."""
+def replace_objects(location: str, files: dict[str, bytes], seq: int, chain_hash: str,
+                    about: dict[str, Any]) -> Changes:
+    """Make the prefix hold `files` (relative name -> bytes) and nothing else of ours;
+    `about` as for `files.replace_files`."""
     check_names(files)
     out = ObjectOut(location)
     previous = owned(out)
@@ -75,9 +79,10 @@ def replace_objects(location: str, files: dict[str, bytes], seq: int, chain_hash
     unchanged = [rel for rel in sorted(files) if rel not in written]
     if not digests.keys() <= before.keys():  # name every file before making it
         out.put(OWNERSHIP_FILE, ownership_record(previous["seq"] if previous else None,
-                                                 previous["hash"] if previous else None, {**digests, **before}))
+                                                 previous["hash"] if previous else None,
+                                                 previous_about(previous), {**digests, **before}))
     for rel in written:
         out.objects.put(rel, files[rel])
     removed = [rel for rel in sorted(before.keys() - digests.keys()) if out.remove(rel, before[rel])]
-    out.put(OWNERSHIP_FILE, ownership_record(seq, chain_hash, digests))
+    out.put(OWNERSHIP_FILE, ownership_record(seq, chain_hash, about, digests))
     return Changes(written, unchanged, removed)

@@ -68,7 +68,9 @@ def test_membership_parquet_and_csvs(ledger: Ledger) -> None:
     ]
     assert (out / "cohorts" / "B" / "membership.csv").read_bytes() == b"stage,gen_id,cohort_id\ndraft,d0,B\ndraft,d1,B\n"
     assert (out / "cohorts" / "A" / "membership.csv").read_bytes() == b"stage,gen_id,cohort_id\n"  # had members
-    assert not (out / "cohorts" / "never-used").exists()
+    # opened, never a member: a header-only file, the pipeline's "empty cohort" (no file would be "data missing")
+    assert (out / "cohorts" / "never-used" / "membership.csv").read_bytes() == b"stage,gen_id,cohort_id\n"
+    assert orjson.loads((out / "_projection.json").read_bytes())["cohorts"] == ["A", "B", "never-used"]
 
 
 def test_stage_order_is_the_configured_one_not_alphabetical(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ seals A; the projections are built and the chain verified; B's history is told b
 the audit report page on both cohorts is written.
 Everything but the timestamps (and so the hashes) is deterministic.
 
-This module sits in the application layer (DESIGN §2): unlike the rest of `ledger`, it
-calls `projections`.
+This module sits in the CLI layer (docs/architecture.md, "Layers"): unlike the library
+below it, it calls `projections`.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def summarize_history(entries: list[HistoryEntry]) -> list[str]:
 
 def run_demo(directory: str | Path, say: Say = print) -> DemoResult:
     """Run the whole story in `directory` (its `ledger/` must not exist yet), narrating through `say`."""
-    from projections import build  # the application layer may call projections (DESIGN §2)
+    from projections import build  # the CLI layer may call projections (docs/architecture.md)
 
     directory = Path(directory)
     sample = load_sample()

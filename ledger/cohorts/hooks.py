@@ -1,4 +1,4 @@
-"""The pipeline-hook API: what a Dagster asset calls to record what it did (DESIGN §6).
+"""The pipeline-hook API: what a Dagster asset calls to record what it did (docs/operators.md §4).
 
 Hooks are retried (timeouts, re-executed steps) and run in many processes at once. Every
 event therefore carries an id derived only from what it records, so the store turns a

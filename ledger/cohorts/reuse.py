@@ -1,4 +1,4 @@
-"""The skip-existing reuse planner (DESIGN §6).
+"""The skip-existing reuse planner (docs/operators.md §3).
 
 A cohort run wants, per signature (the stage's signature minus `replicate`), some number of
 replicates. Gens of that signature already active in the cohort count first; then existing

@@ -1,4 +1,4 @@
-"""The event catalogue (DESIGN §4): one pydantic model per payload type and version.
+"""The event catalogue (docs/FORMAT.md §6): one pydantic model per payload type and version.
 
 Models are strict and closed (`extra="forbid"`): an event is validated once, when it is
 appended, and its normalised payload is what gets hashed. Replay never re-validates; it

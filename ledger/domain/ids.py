@@ -16,7 +16,7 @@ from typing import Container, Mapping
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN[1:-1])
 
-#: Signature fields per stage, in the order they are joined for the gen id (DESIGN §6).
+#: Signature fields per stage, in the order they are joined for the gen id (docs/operators.md §3).
 SIGNATURE_FIELDS: dict[str, tuple[str, ...]] = {
     "draft": ("combo_id", "template_id", "llm_model_id", "replicate"),
     "essay": ("parent_gen_id", "template_id", "replicate"),

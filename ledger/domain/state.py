@@ -1,4 +1,4 @@
-"""The fold: events -> state, with the domain rules of DESIGN §4.
+"""The fold: events -> state, with the domain rules of docs/FORMAT.md §6.2.
 
 One function serves both uses. At append time each event of a batch is applied inside a
 `transaction()`, so a rule broken by the fifth event undoes the first four; on replay the

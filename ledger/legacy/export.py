@@ -1,4 +1,4 @@
-"""export-metadata: write each gen's origin key(s) into its metadata.json (DESIGN §6).
+"""export-metadata: write each gen's origin key(s) into its metadata.json (docs/migration.md, "Writing metadata.json back").
 
 Which keys a file carries follows the ledger's rename state of the logical `cohort_id` key:
 `("cohort_id",)` before any rename, `("cohort_id", "origin_cohort_id")` during `alias`,
