@@ -83,12 +83,18 @@ class MetadataKeyRenamed(_Payload):
 
 
 class Provenance(BaseModel):
-    """`by`: who committed an event. All keys optional, nothing else allowed."""
+    """`by`: who committed an event. All keys optional, nothing else allowed.
+
+    `asset_key` and `partition_key` name the orchestrator step that recorded the event
+    (the Dagster integration sets them), so an audit can go from an event to the step.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     actor: Text | None = None
     run_id: Text | None = None
     source: Text | None = None
+    asset_key: Text | None = None
+    partition_key: Text | None = None
 
 
 #: (type, v) -> model of the current payload version of each type.
@@ -215,7 +221,7 @@ def _check_envelope(item: Any) -> str | None:
             return "by: must be a JSON object"
         for key, value in by.items():
             if key not in Provenance.model_fields:
-                return f"by.{key}: unknown key (allowed: actor, run_id, source)"
+                return f"by.{key}: unknown key (allowed: {', '.join(Provenance.model_fields)})"
             if value is not None and not (isinstance(value, str) and 1 <= len(value) <= 4096):
                 return f"by.{key}: must be a string of 1-4096 characters"
     return None
