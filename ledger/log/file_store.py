@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
-from .fsio import atomic_write, environment_error, fsync_dir, write_all
+from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .parallel import verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
 from .store import CutTail, LogStore
@@ -26,8 +27,10 @@ CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
 CHECKPOINT_DIR = "checkpoints"
+#: the checkpoint mac key (32 random bytes): beside ledger.json, outside checkpoints/
+KEY_FILE = "checkpoint.key"
 #: names inside a ledger directory that belong to the ledger (never a build's output)
-RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR)
+RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE)
 _CKPT_PREFIX, _CKPT_SUFFIX = "state-", ".ckpt"
 #: how far back from a boundary's offset we look for the start of its last line
 _LINE_PROBE = 1 << 16
@@ -213,9 +216,50 @@ class FileLogStore(LogStore):
     def checkpoint_path(self, seq: int) -> Path:
         return self.path / CHECKPOINT_DIR / f"{_CKPT_PREFIX}{seq:012d}{_CKPT_SUFFIX}"
 
+    def checkpoint_name(self, seq: int) -> str:
+        return f"{CHECKPOINT_DIR}/{self.checkpoint_path(seq).name}"
+
     def write_checkpoint(self, seq: int, data: bytes) -> None:
-        (self.path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        try:
+            (self.path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise environment_error(exc, f"creating {self.path / CHECKPOINT_DIR}") from exc
         atomic_write(self.checkpoint_path(seq), data)
+
+    def checkpoint_key(self, create: bool) -> bytes | None:
+        """`checkpoint.key`, made on first use when `create`: written as a temp file (mode
+        0600), then published with link(2), so two builds making it at once agree on one key."""
+        path = self.path / KEY_FILE
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                return None
+        except OSError as exc:
+            if not create:
+                return None
+            raise environment_error(exc, f"reading {path}") from exc
+        try:
+            dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd, tmp = create_temp(dir_fd, KEY_FILE)
+                try:
+                    os.fchmod(fd, 0o600)
+                    write_all(fd, secrets.token_bytes(32))
+                    os.fsync(fd)
+                    os.close(fd)
+                    try:
+                        os.link(tmp, KEY_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                    except FileExistsError:
+                        pass  # another writer made it first: use theirs
+                    os.fsync(dir_fd)
+                finally:
+                    os.unlink(tmp, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
+            return path.read_bytes()
+        except OSError as exc:
+            raise environment_error(exc, f"creating {path}") from exc
 
     def checkpoints(self) -> list[int]:
         try:
