@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import InvalidInputError, Ledger, State
-from ledger.app.replay import Progress, parse_as_of, replay
+from ledger import InvalidInputError, Ledger, LedgerEnvironmentError, State
+from ledger.app.replay import Progress, check_checkpoints, parse_as_of, replay
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
@@ -51,6 +51,8 @@ class BuildReport:
     events_folded: int
     #: seq of the checkpoint this build wrote (None: none written)
     checkpoint_written: int | None
+    #: what went wrong without failing the build (a checkpoint that could not be saved)
+    warnings: list[str]
 
     @property
     def checkpoint_used(self) -> bool:
@@ -94,7 +96,8 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     `<ledger>/projections`, in the ledger's directory or under its prefix).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
-    `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
+    `full` replays from seq 1 instead of the newest valid checkpoint, and refuses (CheckFailed,
+    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
     saved. `progress(done, total)` is called after each folded batch, in the store's unit
     (bytes of events.jsonl for a directory). Builds into one out dir take turns; one waits
@@ -110,16 +113,22 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
         check_out_dir(local, out)
     target = parse_as_of(as_of)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
-        folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
+        if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
+            folded = check_checkpoints(ledger.store, ledger.config, target, progress)
+        else:
+            folded = replay(ledger.store, ledger.config, target, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
         files, facts = render(state), about(state)
         changes = (replace_objects(remote, files, state.seq, chain_hash, facts) if remote is not None
                    else replace_files(out, files, state.seq, chain_hash, facts, lock_timeout))
-        saved = None
+        saved, warnings = None, []
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):
-            write_checkpoint(ledger.store, ledger.config, state, folded.position)
-            saved = state.seq
+            try:  # the projection is the product; a checkpoint only speeds up the next build
+                write_checkpoint(ledger.store, ledger.config, state, folded.position)
+                saved = state.seq
+            except LedgerEnvironmentError as exc:
+                warnings.append(f"no checkpoint saved ({exc}); the next build replays more")
     return BuildReport(state.seq, chain_hash, remote or str(out), changes.written, changes.unchanged, changes.removed,
-                       folded.checkpoint_seq, folded.events, saved)
+                       folded.checkpoint_seq, folded.events, saved, warnings)

@@ -228,7 +228,7 @@ def test_default_out_is_inside_the_ledger(ledger: Ledger) -> None:
     assert report["seq"] == 6 and report["hash"] == ledger.head.hash
     assert report["out_dir"] == str(ledger.path / "projections")
     assert set(report) == {"seq", "hash", "out_dir", "written", "unchanged", "removed", "checkpoint_seq",
-                           "events_folded", "checkpoint_written", "checkpoint_used"}
+                           "events_folded", "checkpoint_written", "checkpoint_used", "warnings"}
     assert (ledger.path / "projections" / "manifest.parquet").exists()
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from ..log.checkpoint import load_latest
+from ..log.checkpoint import CheckpointAudit, load_latest
 from ..log.codec import genesis_prev
 from ..domain.config import LedgerConfig
-from ..errors import CorruptLogError, InvalidInputError
+from ..errors import CheckFailed, CorruptLogError, InvalidInputError
 from ..domain.events import upcast
 from ..log.perf import paused_gc
 from ..log.scan import Position
@@ -103,7 +103,8 @@ def _event_time(ev: dict[str, Any]) -> datetime:
 
 
 def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
-           use_checkpoints: bool = True, progress: Progress | None = None) -> Replayed:
+           use_checkpoints: bool = True, progress: Progress | None = None,
+           on_boundary: Callable[[State, Position], None] | None = None) -> Replayed:
     """Fold the log (verifying the chain as it reads) up to `as_of`, resuming from the newest
     valid checkpoint at or before it unless `use_checkpoints` is false.
 
@@ -112,6 +113,8 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
     because writers keep `at` monotonic; a log where a later event is again <= time after
     one > time has no such prefix, and is refused rather than guessed at.
     A time as-of always replays from seq 1: checkpoints are indexed by seq, not time.
+    `on_boundary(state, position)` is called whenever the fold reaches a batch end (a
+    `CheckpointAudit` compares checkpoints there).
     """
     max_seq = as_of if isinstance(as_of, int) else None
     moment = as_of if isinstance(as_of, datetime) else None
@@ -136,8 +139,24 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
             if end is not None:
                 if state.seq == end.seq:
                     boundary = end
+                    if on_boundary is not None:
+                        on_boundary(state, end)
                 if progress is not None:
                     progress(store.extent(end), total)
     if max_seq is not None and state.seq < max_seq:
         raise InvalidInputError(f"--as-of seq {max_seq} is beyond the last committed seq {state.seq}")
     return Replayed(state, boundary if boundary.seq == state.seq else None, resumed, folded)
+
+
+def check_checkpoints(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
+                      progress: Progress | None = None) -> Replayed:
+    """Replay from seq 1 (up to `as_of`), comparing every checkpoint passed on the way with the
+    replayed state; raise CheckFailed naming the first that disagrees (and how many do).
+    Nothing is removed: a disagreeing checkpoint is evidence, and the operator decides."""
+    audit = CheckpointAudit(store, config)
+    folded = replay(store, config, as_of, use_checkpoints=False, progress=progress, on_boundary=audit)
+    audit.finish(folded.state.seq)
+    if audit.problems:
+        more = f" (and {len(audit.problems) - 1} more)" if len(audit.problems) > 1 else ""
+        raise CheckFailed(f"{audit.problems[0]}{more}; nothing was removed: move it away once examined")
+    return folded

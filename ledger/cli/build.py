@@ -32,6 +32,8 @@ def build(out_dir: str | None, as_of: str | None, full: bool, lock_timeout: floa
         progress = None if update is None else lambda done, total: update("folding", done, total)
         report = build_projections(ledger_path(), out_dir, as_of=as_of, full=full, progress=progress,
                                    lock_timeout=lock_timeout)
+    for warning in report.warnings:
+        click.echo(f"cohort-ledger: warning: {warning}", err=True)
     if as_json:
         emit_json({**dataclasses.asdict(report), "checkpoint_used": report.checkpoint_used})
         return

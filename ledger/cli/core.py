@@ -10,6 +10,8 @@ import orjson
 from ..domain.config import parse_parents
 from ..errors import CheckFailed, EventRejected
 from ..domain.events import RecordedEvent
+from ..app.pins import check_pins, parse_pin
+from ..app.replay import check_checkpoints
 from ..app.service import Ledger
 from .common import cli, emit_json, emit_json_list, json_option, ledger_path, open_ledger
 
@@ -104,10 +106,22 @@ def log(from_seq: int, types: tuple[str, ...], cohort: str | None, as_json: bool
 
 @cli.command()
 @click.option("--expect-head", default=None, help="Fail (exit 1) unless the head hash is this.")
+@click.option("--expect", "expects", multiple=True, metavar="SEQ:HASH",
+              help="Fail (exit 1) unless event SEQ still has this hash (repeatable). Keep pins outside the ledger.")
+@click.option("--checkpoints", is_flag=True,
+              help="Also replay from seq 1 and compare every checkpoint with the replayed state.")
 @json_option
-def verify(expect_head: str | None, as_json: bool) -> None:
-    """Check the whole hash chain; print the head seq and hash."""
-    report = open_ledger().verify()
+def verify(expect_head: str | None, expects: tuple[str, ...], checkpoints: bool, as_json: bool) -> None:
+    """Check the whole hash chain; print the head seq and hash.
+
+    Example: cohort-ledger verify --expect "1200:$PINNED_HASH" --checkpoints
+    """
+    pins = [parse_pin(text) for text in expects]
+    ledger = open_ledger()
+    report = ledger.verify()
+    check_pins(ledger, pins)
+    if checkpoints:
+        check_checkpoints(ledger.store, ledger.config)
     info = {"ok": True, "seq": report.head.seq, "hash": report.head.hash, "events": report.events,
             "tail_bytes": report.tail.bytes, "tail_lines": report.tail.lines}
     if expect_head is not None and expect_head.lower() != report.head.hash:
