@@ -24,12 +24,12 @@ def init(stages: str, parents: str | None, as_json: bool) -> None:
     """Create a new ledger."""
     stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
     ledger = Ledger.init(ledger_path(), stages=stage_list, parents=parse_parents(parents) if parents else None)
-    info = {"ledger": str(ledger.path), "ledger_id": ledger.config.ledger_id,
+    info = {"ledger": ledger.store.location, "ledger_id": ledger.config.ledger_id,
             "stages": list(ledger.config.stages), "parents": ledger.config.parents}
     if as_json:
         emit_json(info)
     else:
-        click.echo(f"created ledger {ledger.path} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
+        click.echo(f"created ledger {ledger.store.location} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
 
 
 #: Longest input line `append` accepts: far above any real event. A longer line is refused

@@ -14,14 +14,13 @@ import fcntl
 import os
 import secrets
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .parallel import verify_split
-from .scan import BatchScanner, LogScan, LogScanner, Position, Tail, closes_batch
+from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
 from .store import CutTail, LogStore
 
 CONFIG_FILE = "ledger.json"
@@ -99,23 +98,31 @@ class FileLogStore(LogStore):
             if size < start.cursor:
                 raise CorruptLogError(start.seq, f"log shrank below committed offset {start.cursor}")
             if size == start.cursor:  # nothing new: skip opening the file (every append asks this)
-                return BatchScanner((), start)
+                return NothingNew(start)
         return LogScanner(self.log_path, start, stop_after)
 
-    @contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self) -> AbstractContextManager[None]:
         """flock(events.lock), exclusive across processes; threads of this store queue on a mutex."""
-        with self._mutex:
+        return _Writing(self)
+
+    def _enter_writing(self) -> None:
+        self._mutex.acquire()
+        try:
             if self._depth == 0:
                 self._flock()
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    assert self._lock_fd is not None
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        except BaseException:
+            self._mutex.release()
+            raise
+        self._depth += 1
+
+    def _exit_writing(self) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0:
+                assert self._lock_fd is not None
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
 
     def _flock(self) -> None:
         if self._lock_fd is not None and self._lock_pid != os.getpid():
@@ -275,3 +282,17 @@ class FileLogStore(LogStore):
         except FileNotFoundError:
             pass  # a concurrent build pruned it first
 
+
+class _Writing(AbstractContextManager[None]):
+    """`FileLogStore.writing()` as a plain class: entered on every append, so no generator."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: FileLogStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._enter_writing()
+
+    def __exit__(self, *exc: object) -> None:
+        self.store._exit_writing()
