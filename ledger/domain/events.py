@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable, Literal, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
-from ..errors import EventRejected, NewerFormatError
+from ..errors import CorruptLogError, EventRejected, NewerFormatError
 from .ids import IDENTIFIER_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
@@ -278,18 +278,23 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         raise EventRejected(index, rule, event_id)
 
 
-def upcast(event_type: str, v: int, data: dict[str, Any], seq: int | None = None) -> dict[str, Any]:
-    """Bring a stored payload to the current version of its type; never guess at a newer one."""
+def upcast(event_type: str, v: int, data: dict[str, Any], seq: int) -> dict[str, Any]:
+    """Bring the payload of committed event `seq` to the current version of its type.
+
+    An unknown type or a `v` newer than this reader knows is refused (NewerFormatError: a
+    newer writer's event, never guessed at); a `v` that is no version at all (not an
+    integer >= 1) is corruption at `seq` (docs/FORMAT.md §6.3).
+    """
     current = CURRENT_VERSION.get(event_type)
+    if v == current and type(v) is int:
+        return data  # the hot path: every event of a log written by this version
     if current is None:
-        where = f" at seq {seq}" if seq is not None else ""
-        raise NewerFormatError(
-            f"unknown event type {event_type!r}{where}: written by a newer cohort-ledger?"
-        )
+        raise NewerFormatError(f"unknown event type {event_type!r} at seq {seq}: written by a newer cohort-ledger?")
+    if type(v) is not int or v < 1:
+        raise CorruptLogError(seq, f"v {v!r} is not a payload version (an integer >= 1)")
     if v > current:
-        where = f" at seq {seq}" if seq is not None else ""
         raise NewerFormatError(
-            f"{event_type} v{v}{where} was written by a newer cohort-ledger (this one reads up to v{current})"
+            f"{event_type} v{v} at seq {seq} was written by a newer cohort-ledger (this one reads up to v{current})"
         )
     while v < current:
         data = UPCASTERS[(event_type, v)](data)

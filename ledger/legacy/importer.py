@@ -307,7 +307,13 @@ class _Reader:
         return good
 
     def _parent_ok(self, origin: Origin) -> bool:
-        """The fold's parent rule, with the data root's own gens counted as existing."""
+        """The fold's parent rule, with the data root's own gens counted as existing.
+
+        A parent whose metadata.json has problems already has them reported: its children
+        are left out without a second, misleading "does not exist".
+        """
+        if origin.parent_gen_id in self.broken:
+            return False
         def stage_of(gen_id: str) -> str | None:
             known = self.origins.get(gen_id) or self.state.generations.get(gen_id)
             return None if known is None else known.stage

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator, NamedTuple, Protocol
 
 from orjson import JSONDecodeError, loads
 
@@ -25,12 +25,12 @@ from ..errors import CorruptLogError
 CHUNK = 8 << 20
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """A batch boundary in the log: last seq, its hash and `at`, and where the log continues.
 
     `cursor` is opaque outside the store that made it (a byte offset in `events.jsonl`, a batch
-    count, an object key): a JSON scalar that only that store interprets.
+    count, an object key): a JSON scalar that only that store interprets. A named tuple, not a
+    dataclass: an append builds two, and a frozen dataclass costs 1.4 us each.
     """
 
     seq: int
@@ -45,6 +45,9 @@ class Tail:
 
     bytes: int = 0
     lines: int = 0  # complete lines of an incomplete batch
+
+
+NO_TAIL = Tail()
 
 
 def check_line(line: bytes, seq: int, prev: str) -> dict[str, Any]:
@@ -144,6 +147,20 @@ class _Batches:
             if end is not None:
                 yield batch
                 batch = []
+
+
+class NothingNew:
+    """The scan of a log that has nothing after `start` (a store knows this from one stat)."""
+
+    def __init__(self, start: Position) -> None:
+        self.end = start
+        self.tail = NO_TAIL
+
+    def events(self) -> Iterator[tuple[dict[str, Any], Position | None]]:
+        return iter(())
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        return iter(())
 
 
 class LogScanner(_Batches):
