@@ -85,7 +85,8 @@ def build(comp: Composition) -> tuple[str, list[Section]]:
     title = f"Cohort report: {', '.join(ids)} (seq {comp.seq})"
     head = Section(None, [
         Heading(1, title),
-        Para(("As of seq ", Num(comp.seq, "as-of-seq"), f", written at {comp.at or 'the start of the log'}. "
+        Para(("As of seq ", Num(comp.seq, "as-of-seq"),
+              f" (committed {comp.at})" if comp.at else " (the empty log)", ". "
               "Every event from seq 1 to here was read and its hash checked while this report was written: "
               "the chain is intact. Pin ", Code(f"{comp.seq}:{comp.hash}"),
               " elsewhere: a later ", Code("cohort-ledger verify"),
