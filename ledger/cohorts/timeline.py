@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from ..app.replay import parse_as_of
 from ..app.service import Ledger
-from ..domain.events import upcast
+from ..domain.events import CURRENT_VERSION, upcast
 from ..errors import CorruptLogError, InvalidInputError
 from ..log.codec import genesis_prev
 from ..log.perf import paused_gc
@@ -143,6 +143,7 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime
     counts = {c: [0] * len(config.stages) for c in wanted}
     zeros = [0] * len(config.stages)
     genesis = Position(0, genesis_prev(config.ledger_id), 0)
+    current = CURRENT_VERSION  # the common case, without a call per event; upcast handles the rest
     scanner = LogScanner(ledger.log_path, genesis, stop_after=max_seq)
     seq, chain, at = 0, genesis.hash, ""
     stopped = False
@@ -168,7 +169,7 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime
                     stopped = True
                     continue  # read on only to check the time order; nothing after is folded
             etype = ev["type"]
-            data = upcast(etype, ev["v"], ev["data"], ev_seq)
+            data = ev["data"] if ev["v"] == current.get(etype, -1) else upcast(etype, ev["v"], ev["data"], ev_seq)
             seq, chain, at = ev_seq, ev["hash"], ev["at"]
             if ev_seq in want_points:
                 point_hash[ev_seq] = (chain, at)
@@ -224,7 +225,7 @@ def _record(timeline: CohortTimeline, etype: str, data: dict[str, Any], ev: dict
         timeline.sealed_seq, timeline.sealed_reason = seq, data.get("reason")
     if keep_events:
         timeline.events.append(NamedEvent(seq, ev["at"], etype, stage, gen_id, data.get("reason"),
-                                          dict(ev.get("by") or {}), tuple(counts)))
+                                          ev.get("by") or {}, tuple(counts)))
 
 
 def _event_time(ev: dict[str, Any]) -> datetime:
