@@ -34,7 +34,7 @@ def count_events(scanner: LogScanner) -> int:
     return n
 
 
-def _boundary(path: Path, start: Position, size: int) -> Position | None:
+def middle_boundary(path: Path, start: Position, size: int) -> Position | None:
     """The batch boundary at or after the middle of [start.offset, size), as the next line claims it."""
     try:
         with open(path, "rb") as f:
@@ -80,7 +80,7 @@ def verify_split(path: Path, start: Position) -> tuple[Position, int, Tail] | No
         return None
     if size - start.offset < MIN_BYTES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
         return None
-    boundary = _boundary(path, start, size)
+    boundary = middle_boundary(path, start, size)
     if boundary is None or boundary.seq <= start.seq:
         return None
     read_fd, write_fd = os.pipe()
