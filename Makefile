@@ -8,7 +8,7 @@ N ?= 100000
 EXTRAS := test,dagster,s3,report
 TRIALS ?= 200
 
-.PHONY: demo test bench bench-report soak clean browser
+.PHONY: demo demo-dagster test bench bench-report soak clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(STAMP)
 	rm -rf ledger-demo
 	$(BIN)/cohort-ledger demo ledger-demo
 
+# The Dagster example, headless: cohort A, then cohort B reusing A's gens (docs/dagster.md).
+demo-dagster: $(STAMP)
+	rm -rf dagster-demo
+	$(BIN)/python -m examples.dagster_pipeline.demo dagster-demo
+
 # The report page tests drive a real headless Chromium (Debian package); installed once, when missing.
 # Without it (not root, no apt) they skip locally and fail under CI=true.
 browser:
@@ -48,4 +53,4 @@ soak: $(STAMP)
 	$(BIN)/python tests/soak.py --trials $(TRIALS)
 
 clean:
-	rm -rf $(VENV) ledger-demo bench-out
+	rm -rf $(VENV) ledger-demo dagster-demo bench-out

@@ -55,27 +55,28 @@ def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:
 
     from ledger import Ledger
     from ledger.log.checkpoint import write_checkpoint
+    from ledger.log.file_store import FileLogStore
     from ledger.log.perf import paused_gc
     from ledger.app.replay import replay
-    from projections.build import render
+    from projections.build import about, render
     from projections.files import replace_files
 
     led = Ledger.open(ledger)
     times: dict[str, float] = {}
     with paused_gc():
         t0 = time.perf_counter()
-        folded = replay(led.path, led.config, led.log_path, None, use_checkpoints=False)
+        folded = replay(led.store, led.config, None, use_checkpoints=False)
         times["replay"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         files = render(folded.state)
         times["render"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        replace_files(Path(out), files, folded.state.seq, folded.state.hash)
+        replace_files(Path(out), files, folded.state.seq, folded.state.hash, about(folded.state))
         times["write_files"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         Path(scratch).mkdir(parents=True, exist_ok=True)
         assert folded.position is not None
-        write_checkpoint(Path(scratch), led.config, folded.state, folded.position)
+        write_checkpoint(FileLogStore(scratch), led.config, folded.state, folded.position)
         times["checkpoint"] = time.perf_counter() - t0
     return times
 

@@ -142,7 +142,7 @@ def analysis(r: dict[str, Any]) -> list[str]:
         out.append(f"- **full build ≤ 1.0× floor: {status}**, {fb['seconds']:.2f} s = {fb['vs_floor']:.2f}× the "
                    f"floor's {floor:.2f} s.{parts} Reaching 1.0× needs a fold that does not run Python code per "
                    "event (columnar or native), i.e. a second implementation of the domain rules beside "
-                   "`ledger/domain/state.py`; DESIGN wants one fold for append-time rules and projections, and the brief "
+                   "`ledger/domain/state.py`; the architecture has one fold for append-time rules and projections (docs/architecture.md), and the brief "
                    "forbids twins, so the one fold was made cheaper instead (no batch retention, shared strings, "
                    "positional construction) and the miss is reported.")
         ib = r["incremental_build"]
@@ -178,7 +178,7 @@ def analysis(r: dict[str, Any]) -> list[str]:
         split = (f" Per event {per:.1f} µs: validation {val / ab['events'] * 1e6:.1f} µs (one pydantic-core call "
                  f"for all envelopes and payloads of the batch), and {per - val / ab['events'] * 1e6:.1f} µs for "
                  "the fold in a transaction, canonical encoding, sha256 and the write.")
-        budget = (f"; schema validation of every appended event (which DESIGN requires) takes "
+        budget = (f"; schema validation of every appended event (docs/FORMAT.md §5.2 requires it) takes "
                   f"{val / ab['events'] * 1e6:.1f} µs of them")
     out.append(f"- **batch append ≥ 200,000 events/s: {status}**, {ab['events_per_s']:,.0f} events/s.{split} "
                f"The target leaves 5 µs per event for validating, folding, encoding and hashing it{budget}.")

@@ -1,9 +1,9 @@
 """The ledger's failure vocabulary.
 
 Every failure a caller can act on is a `LedgerError` with a one-line message; its
-`exit_code` is what the CLI exits with (DESIGN §7: 1 failed check, 2 bad input,
-3 environment). Keeping the code on the class means the CLI needs no mapping table that
-could drift from the library.
+`exit_code` is what the CLI exits with (README, "Exit codes": 1 failed check, 2 bad
+input, 3 environment). Keeping the code on the class means the CLI needs no mapping table
+that could drift from the library.
 """
 
 from __future__ import annotations

@@ -13,17 +13,23 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from ledger import InvalidInputError, Ledger, LedgerEnvironmentError, State
+from ledger.app.replay import Progress, check_checkpoints, parse_as_of, replay
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
+from ledger.log.file_store import FileLogStore
+from ledger.log.location import Where, is_url
+from ledger.log.object_store import ObjectLogStore
+from ledger.log.store import LogStore
 from ledger.log.perf import paused_gc
-from ledger.app.replay import Progress, parse_as_of, replay
-from ledger.domain.state import State
-from ledger.app.service import Ledger
+from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
-from .files import check_out_dir, parquet_bytes, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
+from .object_out import out_location, replace_objects
 
 DEFAULT_OUT = "projections"
 #: a build writes a checkpoint when it is this many events past the newest one
@@ -45,45 +51,84 @@ class BuildReport:
     events_folded: int
     #: seq of the checkpoint this build wrote (None: none written)
     checkpoint_written: int | None
+    #: what went wrong without failing the build (a checkpoint that could not be saved)
+    warnings: list[str]
 
     @property
     def checkpoint_used(self) -> bool:
         return self.checkpoint_seq is not None
 
 
+def about(state: State) -> dict[str, Any]:
+    """What readers of the files need and the files cannot say (`_projection.json`'s ABOUT_KEYS).
+
+    `key_names`: each logical manifest key's column name(s) (the rename state), so a reader
+    finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
+    including empty ones, which `membership.parquet` has no row for.
+    """
+    return {"key_names": {k: list(names) for k, names in state.key_names.items()}, "cohorts": sorted(state.cohorts)}
+
+
 def render(state: State) -> dict[str, bytes]:
     """Every projection file of `state`: relative path -> bytes."""
     membership = membership_table(state)
-    files = {"manifest.parquet": parquet_bytes(manifest_table(state)),
-             "membership.parquet": parquet_bytes(membership)}
+    files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
+             MEMBERSHIP_FILE: parquet_bytes(membership)}
     files.update(cohort_csvs(state, membership))
     return files
 
 
-def build(ledger_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
-          as_of: int | str | datetime | None = None, full: bool = False, *,
-          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None) -> BuildReport:
-    """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
-    RFC 3339 time) into `out_dir` (default `<ledger>/projections/`).
+def _default_out(store: LogStore) -> str | Path:
+    """`<ledger>/projections`: beside the log in a directory, under the prefix in an object store."""
+    if isinstance(store, FileLogStore):
+        return store.path / DEFAULT_OUT
+    if isinstance(store, ObjectLogStore):
+        return f"{store.location}/{DEFAULT_OUT}"
+    raise InvalidInputError(f"{store.location} keeps no files: give --out")
 
-    `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
+
+def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
+          as_of: int | str | datetime | None = None, full: bool = False, *,
+          checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None,
+          lock_timeout: float = LOCK_TIMEOUT) -> BuildReport:
+    """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
+    RFC 3339 time) into `out_dir`, a directory or an object-store URL (default
+    `<ledger>/projections`, in the ledger's directory or under its prefix).
+    `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
+
+    `full` replays from seq 1 instead of the newest valid checkpoint, and refuses (CheckFailed,
+    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
-    saved. `progress(bytes_read, log_bytes)` is called after each folded batch.
+    saved. `progress(done, total)` is called after each folded batch, in the store's unit
+    (bytes of events.jsonl for a directory). Builds into one out dir take turns; one waits
+    at most `lock_timeout` seconds for another to finish.
     """
     ledger = Ledger.open(ledger_path)
-    out = Path(out_dir) if out_dir is not None else ledger.path / DEFAULT_OUT
-    check_out_dir(ledger.path, out)
+    local = ledger.store.path if isinstance(ledger.store, FileLogStore) else None
+    if out_dir is None:
+        out_dir = _default_out(ledger.store)
+    remote = out_location(out_dir, ledger.store) if isinstance(out_dir, str) and is_url(out_dir) else None
+    out = Path(out_dir)
+    if local is not None and remote is None:
+        check_out_dir(local, out)
     target = parse_as_of(as_of)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
-        folded = replay(ledger.path, ledger.config, ledger.log_path, target, use_checkpoints=not full,
-                        progress=progress)
+        if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
+            folded = check_checkpoints(ledger.store, ledger.config, target, progress)
+        else:
+            folded = replay(ledger.store, ledger.config, target, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        changes = replace_files(out, render(state), state.seq, chain_hash)
-        saved = None
+        files, facts = render(state), about(state)
+        changes = (replace_objects(remote, files, state.seq, chain_hash, facts) if remote is not None
+                   else replace_files(out, files, state.seq, chain_hash, facts, lock_timeout))
+        saved, warnings = None, []
         if (target is None and folded.position is not None and state.seq > 0
-                and state.seq - latest_seq(ledger.path) >= checkpoint_every):
-            write_checkpoint(ledger.path, ledger.config, state, folded.position)
-            saved = state.seq
-    return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
-                       folded.checkpoint_seq, folded.events, saved)
+                and state.seq - latest_seq(ledger.store) >= checkpoint_every):
+            try:  # the projection is the product; a checkpoint only speeds up the next build
+                write_checkpoint(ledger.store, ledger.config, state, folded.position)
+                saved = state.seq
+            except LedgerEnvironmentError as exc:
+                warnings.append(f"no checkpoint saved ({exc}); the next build replays more")
+    return BuildReport(state.seq, chain_hash, remote or str(out), changes.written, changes.unchanged, changes.removed,
+                       folded.checkpoint_seq, folded.events, saved, warnings)

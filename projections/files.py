@@ -9,31 +9,53 @@ writing a file it did not own yet, a build first records the union of old and ne
 crash mid-build never leaves a file of ours that the next build would take for someone
 else's. Changed files are all staged (written and fsynced as temp files) before any is
 renamed into place, so a build that runs out of space leaves the previous set whole.
+
+Nothing outside the out dir is ever written, replaced or removed: every path below it is
+reached through directory descriptors opened with `O_NOFOLLOW` (`OutDir`), files are read
+with `O_NOFOLLOW` and staged with `O_EXCL` (ledger/log/fsio.py). Before anything is written,
+every path the build would write or remove is checked: a symlink, or anything but a
+directory or a regular file where ours belong, is refused (exit 2, naming it). Builds into
+one out dir are serialised by an flock on `_projection.lock`, taken before
+`_projection.json` is read and held until it is rewritten, so concurrent builds each leave
+a consistent set. A build that fails leaves the old files and the old `_projection.json`;
+one that was killed leaves temp files and folders that the next build removes (each is
+named in `_projection.json` before it is made).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import os
 import re
+import stat
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Protocol
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ledger.log.checkpoint import CHECKPOINT_DIR
-from ledger.errors import InvalidInputError
-from ledger.log.fsio import atomic_write, atomic_write_many, environment_error, fsync_dir
-from ledger.domain.ids import IDENTIFIER_PATTERN
-from ledger.app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
+from ledger import InvalidInputError, LedgerError
+from ledger.domain.projection_files import COHORTS_DIR, PROJECTION_INFO_FILE, PROJECTION_PATH_PATTERN
+from ledger.log.file_store import RESERVED
+from ledger.log.fsio import commit, discard, environment_error, stage, temp_target
 
-OWNERSHIP_FILE = "_projection.json"
+OWNERSHIP_FILE = PROJECTION_INFO_FILE
+#: what `_projection.json` records beside seq, hash and files (docs/FORMAT.md §8): the rename
+#: state (logical manifest key -> its column names) and every cohort, empty ones included
+ABOUT_KEYS = ("key_names", "cohorts")
+LOCK_NAME = "_projection.lock"
+#: how long a build waits for another build into the same out dir before giving up (seconds)
+LOCK_TIMEOUT = 600.0
 FORMAT = "cohort-ledger-projection"
 VERSION = 1
 #: the only paths a build ever writes or removes (a tampered ownership file can name no other)
-_OURS = re.compile(r"manifest\.parquet|membership\.parquet|cohorts/" + IDENTIFIER_PATTERN[1:-1] + r"/membership\.csv")
+_OURS = re.compile(PROJECTION_PATH_PATTERN)
 
 #: Parquet writer options, all pinned: the same pyarrow install gives the same bytes. The
 #: footer's `created_by` is "parquet-cpp-arrow version <pyarrow version>", and the only
@@ -67,114 +89,386 @@ class Changes:
     removed: list[str]
 
 
+class BuildBusyError(LedgerError):
+    """Another build held the out dir's lock for longer than the caller would wait."""
+
+    exit_code = 1
+
+
 def check_out_dir(ledger_dir: Path, out: Path) -> None:
-    """Refuse an out dir where our files could clobber the ledger's own."""
+    """Refuse an out dir where our files could clobber the ledger's own: the ledger, any of
+    its ancestors (the file system root included), or anything inside its own files."""
     ledger = ledger_dir.resolve()
     target = out.resolve()
     if target == ledger:
         raise InvalidInputError(f"--out {out} is the ledger directory itself; use another directory")
-    for name in (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR):
+    if target == Path(target.anchor):
+        raise InvalidInputError(f"--out {out} is the file system root; use another directory")
+    if ledger.is_relative_to(target):
+        raise InvalidInputError(f"--out {out} contains the ledger; use another directory")
+    for name in RESERVED:
         if target.is_relative_to(ledger / name):
             raise InvalidInputError(f"--out {out} is (inside) the ledger's {name}; use another directory")
     if target.exists() and not target.is_dir():
         raise InvalidInputError(f"--out {out} exists and is not a directory")
 
 
-def owned(out: Path) -> dict[str, Any] | None:
-    """The ownership record of the last build into `out`, or None (none, or unreadable).
+class OutDir:
+    """The out dir, opened once; every path below it is reached without following a symlink.
 
-    Its `files` maps each file the build wrote (relative path) to the sha256 of its bytes.
+    Directories are opened one component at a time with `O_DIRECTORY|O_NOFOLLOW` relative to
+    their parent's descriptor, files with `O_NOFOLLOW`: a symlink planted anywhere below the
+    out dir makes the open fail (reported as bad input naming it), never redirects it. Only
+    `cohorts/` stays open; a cohort's folder is opened when used, so thousands of cohorts
+    never need thousands of descriptors.
     """
-    try:
-        doc = orjson.loads((out / OWNERSHIP_FILE).read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (NotADirectoryError, FileExistsError):
+            raise InvalidInputError(f"--out {path} exists and is not a directory") from None
+        except OSError as exc:
+            raise environment_error(exc, f"creating {path}") from exc
+        self._cohorts: int | None = None
+
+    def close(self) -> None:
+        for fd in (self._cohorts, self.fd):
+            if fd is not None:
+                os.close(fd)
+        self._cohorts = None
+
+    def refuse(self, rel: str, what: str) -> InvalidInputError:
+        return InvalidInputError(f"{self.path / rel} is {what} where a build keeps its own files; "
+                                 "a build never follows or replaces it (move it away)")
+
+    def _open_dir(self, parent: int, name: str, rel: str, create: bool) -> int | None:
+        if create:
+            try:
+                os.mkdir(name, 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise environment_error(exc, f"creating {self.path / rel}") from exc
+        try:
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise self.refuse(rel, "a symlink or not a directory") from None
+            raise environment_error(exc, f"opening {self.path / rel}") from exc
+
+    @contextmanager
+    def folder(self, rel: str, create: bool = False) -> Iterator[int | None]:
+        """The descriptor of directory `rel` ("", "cohorts" or "cohorts/<id>"); None if missing."""
+        if rel == "":
+            yield self.fd
+            return
+        top, _, sub = rel.partition("/")
+        if self._cohorts is None:
+            self._cohorts = self._open_dir(self.fd, top, top, create)
+        if not sub or self._cohorts is None:
+            yield self._cohorts
+            return
+        fd = self._open_dir(self._cohorts, sub, rel, create)
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def check(self, rel: str) -> None:
+        """Refuse `rel` unless each component is absent or a real directory / regular file."""
+        folder, _, name = rel.rpartition("/")
+        with self.folder(folder) as fd:
+            if fd is None:
+                return
+            try:
+                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise environment_error(exc, f"reading {self.path / rel}") from exc
+        if stat.S_ISLNK(mode):
+            raise self.refuse(rel, "a symlink")
+        if not stat.S_ISREG(mode):
+            raise self.refuse(rel, "not a regular file")
+
+    def read(self, rel: str) -> bytes | None:
+        """The bytes of regular file `rel`, or None when it does not exist."""
+        folder, _, name = rel.rpartition("/")
+        with self.folder(folder) as dir_fd:
+            if dir_fd is None:
+                return None
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self.refuse(rel, "a symlink") from None
+                raise environment_error(exc, f"reading {self.path / rel}") from exc
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise self.refuse(rel, "not a regular file")
+                with open(fd, "rb", closefd=False) as f:
+                    return f.read()
+            except OSError as exc:
+                raise environment_error(exc, f"reading {self.path / rel}") from exc
+            finally:
+                os.close(fd)
+
+    def holds(self, rel: str, data: bytes) -> bool:
+        """True if `rel` already holds exactly `data`.
+
+        Skipping identical files keeps an incremental build from rewriting (and fsyncing)
+        every cohort's CSV, and leaves their mtimes alone for tools that watch them.
+        """
+        folder, _, name = rel.rpartition("/")
+        with self.folder(folder) as fd:
+            if fd is None:
+                return False
+            try:
+                if os.stat(name, dir_fd=fd, follow_symlinks=False).st_size != len(data):
+                    return False
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise environment_error(exc, f"reading {self.path / rel}") from exc
+        return self.read(rel) == data
+
+    @contextmanager
+    def locked(self, timeout: float) -> Iterator[None]:
+        """Hold the out dir's build lock; wait at most `timeout` seconds for another build."""
+        try:
+            fd = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self.refuse(LOCK_NAME, "a symlink") from None
+            raise environment_error(exc, f"opening {self.path / LOCK_NAME}") from exc
+        try:
+            deadline = time.monotonic() + timeout
+            delay = 0.01
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise BuildBusyError(f"another build into {self.path} holds {LOCK_NAME}; gave up after "
+                                             f"{timeout:g} s (retry when it has finished)") from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+
+class Readable(Protocol):
+    """Where a build's files are: the out dir, or an object-store prefix (object_out.py)."""
+
+    @property
+    def path(self) -> Path | str: ...
+
+    def read(self, rel: str) -> bytes | None: ...
+
+
+def owned(out: Readable) -> dict[str, Any] | None:
+    """The ownership record of the last build into `out`, or None (none, or not in our format).
+
+    Its `files` maps each file the build wrote (relative path) to the sha256 of its bytes. A
+    record in our format without a valid `seq` and `hash` is refused, naming the file:
+    rewriting it would have to guess which seq the files hold.
+    """
+    raw = out.read(OWNERSHIP_FILE)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise environment_error(exc, f"reading {out / OWNERSHIP_FILE}") from exc
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("files"), dict):
         return None
+    seq, chain_hash = doc.get("seq", ""), doc.get("hash", "")
+    if not ((seq is None and chain_hash is None)
+            or (type(seq) is int and seq >= 0 and isinstance(chain_hash, str))):
+        raise InvalidInputError(f"{out.path}/{OWNERSHIP_FILE} has no valid seq and hash; "
+                                "remove it and build again")
     doc["files"] = {f: h for f, h in doc["files"].items() if _OURS.fullmatch(f) and isinstance(h, str)}
     return doc
 
 
-def _record(seq: int | None, chain_hash: str | None, files: dict[str, str]) -> bytes:
-    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, "files": dict(sorted(files.items()))}
+def ownership_record(seq: int | None, chain_hash: str | None, about: dict[str, Any], files: dict[str, str]) -> bytes:
+    doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, **about,
+           "files": dict(sorted(files.items()))}
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _digest(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _holds(path: Path, data: bytes) -> bool:
-    """True if `path` already holds exactly `data`.
+def _split(rel: str) -> tuple[str, str]:
+    folder, _, name = rel.rpartition("/")
+    return folder, name
 
-    Skipping identical files keeps an incremental build from rewriting (and fsyncing) every
-    cohort's CSV, and leaves their mtimes alone for tools that watch them.
-    """
+
+def _by_folder(rels: Iterable[str]) -> dict[str, list[str]]:
+    folders: dict[str, list[str]] = {}
+    for rel in sorted(rels):
+        folders.setdefault(_split(rel)[0], []).append(rel)
+    return folders
+
+
+def _put(out: OutDir, rel: str, data: bytes) -> None:
+    """Atomically replace `rel` (a file of the out dir itself) with `data`, unless it holds that."""
+    if out.holds(rel, data):
+        return
+    tmp = stage(out.fd, rel, data, str(out.path / rel))
+    commit(out.fd, tmp, rel, str(out.path / rel))
+    os.fsync(out.fd)
+
+
+def _clean_leftovers(out: OutDir, folders: Iterable[str]) -> None:
+    """Remove temp files a killed build left (in the folders of files it owned). Under the
+    lock no other build is running, so a temp file of ours can only be a dead build's."""
+    for folder in folders:
+        with out.folder(folder) as fd:
+            if fd is None:
+                continue
+            for entry in os.scandir(fd):
+                target = temp_target(entry.name)
+                ours = target == OWNERSHIP_FILE or (target is not None and _OURS.fullmatch(f"{folder}/{target}".lstrip("/")))
+                if ours and entry.is_file(follow_symlinks=False):
+                    discard(fd, entry.name)
+
+
+def _stage_all(out: OutDir, files: dict[str, bytes]) -> list[tuple[str, str]]:
+    """Stage every file (temp + fsync), creating its folder; on failure remove the temps."""
+    staged: list[tuple[str, str]] = []
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise environment_error(exc, f"reading {path}") from exc
+        for folder, rels in _by_folder(files).items():
+            with out.folder(folder, create=True) as fd:
+                assert fd is not None
+                for rel in rels:
+                    staged.append((rel, stage(fd, _split(rel)[1], files[rel], str(out.path / rel))))
+    except BaseException:
+        _discard_all(out, staged)
+        raise
+    return staged
 
 
-def _make_parents(paths: Iterable[Path]) -> None:
-    for parent in sorted({p.parent for p in paths}):
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise environment_error(exc, f"creating {parent}") from exc
+def _discard_all(out: OutDir, staged: list[tuple[str, str]]) -> None:
+    for folder, rels in _by_folder(dict(staged)).items():
+        temps = dict(staged)
+        with out.folder(folder) as fd:
+            if fd is not None:
+                for rel in rels:
+                    discard(fd, temps[rel])
 
 
-def _put(path: Path, data: bytes) -> None:
-    """Atomically replace `path` with `data` unless it already holds exactly that."""
-    if not _holds(path, data):
-        _make_parents([path])
-        atomic_write(path, data)
+def _commit_all(out: OutDir, staged: list[tuple[str, str]]) -> None:
+    temps = dict(staged)
+    for folder, rels in _by_folder(temps).items():
+        with out.folder(folder) as fd:
+            assert fd is not None
+            for rel in rels:
+                commit(fd, temps[rel], _split(rel)[1], str(out.path / rel))
+            os.fsync(fd)
 
 
-def _remove(out: Path, rel: str, digest: str) -> bool:
-    """Remove a file we wrote, unless its bytes are no longer the ones we wrote."""
-    path = out / rel
-    try:
-        if _digest(path.read_bytes()) != digest:
-            return False
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise environment_error(exc, f"removing {path}") from exc
-    fsync_dir(path.parent)
-    if rel.startswith("cohorts/"):
-        try:
-            path.parent.rmdir()  # only when empty: another tool's files in it stay
-            fsync_dir(path.parent.parent)
-        except OSError:
-            pass
-    return True
+def _remove(out: OutDir, rel: str, digest: str) -> bool:
+    """Remove a file we wrote, unless its bytes are no longer the ones we wrote; then its
+    cohort folder if that is left empty (also when the file was already gone: a killed build
+    may have made the folder and nothing in it)."""
+    folder, name = _split(rel)
+    data = out.read(rel)
+    removed = False
+    if data is not None and sha256_hex(data) == digest:
+        with out.folder(folder) as fd:
+            assert fd is not None
+            try:
+                os.unlink(name, dir_fd=fd)
+                os.fsync(fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise environment_error(exc, f"removing {out.path / rel}") from exc
+        removed = True
+    _prune(out, folder)
+    return removed
 
 
-def replace_files(out: Path, files: dict[str, bytes], seq: int, chain_hash: str) -> Changes:
-    """Make `out` hold `files` (relative path -> bytes) and nothing else of ours."""
+def _prune(out: OutDir, folder: str) -> None:
+    """Remove a cohort folder if it is empty (another tool's files in it stay)."""
+    if folder.startswith(COHORTS_DIR + "/"):
+        with out.folder(COHORTS_DIR) as fd:
+            if fd is not None:
+                try:
+                    os.rmdir(_split(folder)[1], dir_fd=fd)
+                    os.fsync(fd)
+                except OSError:
+                    pass
+
+
+def check_names(files: Iterable[str]) -> None:
+    """Every name a build writes is one of the projection patterns (a programming error otherwise)."""
     for rel in files:
         if not _OURS.fullmatch(rel):
             raise ValueError(f"{rel} is not a projection file name")
+
+
+def previous_about(previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The ABOUT_KEYS of the last record, kept while a build is under way (the union record)."""
+    return {k: previous[k] for k in ABOUT_KEYS if k in previous} if previous else {}
+
+
+def replace_files(out_path: Path, files: dict[str, bytes], seq: int, chain_hash: str,
+                  about: dict[str, Any], lock_timeout: float = LOCK_TIMEOUT) -> Changes:
+    """Make `out_path` hold `files` (relative path -> bytes) and nothing else of ours.
+
+    `about` (keys ABOUT_KEYS) is what the files cannot say themselves; `_projection.json` records it.
+    """
+    check_names(files)
+    out = OutDir(out_path)
+    try:
+        with out.locked(lock_timeout):
+            return _replace_locked(out, files, seq, chain_hash, about)
+    finally:
+        out.close()
+
+
+def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: str,
+                    about: dict[str, Any]) -> Changes:
+    old_record = out.read(OWNERSHIP_FILE)
     previous = owned(out)
     before: dict[str, str] = previous["files"] if previous else {}
-    digests = {rel: _digest(data) for rel, data in files.items()}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise environment_error(exc, f"creating {out}") from exc
-    if not digests.keys() <= before.keys():
-        _put(out / OWNERSHIP_FILE, _record(previous["seq"] if previous else None,
-                                           previous["hash"] if previous else None, {**digests, **before}))
-    written = [rel for rel in sorted(files) if not _holds(out / rel, files[rel])]
+    digests = {rel: sha256_hex(data) for rel, data in files.items()}
+    for rel in sorted({OWNERSHIP_FILE, *before, *digests}):
+        out.check(rel)
+    _clean_leftovers(out, sorted({"", *(_split(rel)[0] for rel in {*before, *digests})}))
+    written = [rel for rel in sorted(files) if not out.holds(rel, files[rel])]
     unchanged = [rel for rel in sorted(files) if rel not in written]
-    _make_parents(out / rel for rel in written)
-    atomic_write_many({out / rel: files[rel] for rel in written})
+    union_recorded = not digests.keys() <= before.keys()
+    if union_recorded:  # name every file (and so its folder) before making it: a kill leaves nothing unowned
+        _put(out, OWNERSHIP_FILE, ownership_record(previous["seq"] if previous else None,
+                                                   previous["hash"] if previous else None,
+                                                   previous_about(previous), {**digests, **before}))
+    try:
+        staged = _stage_all(out, {rel: files[rel] for rel in written})
+    except BaseException:
+        if union_recorded:  # nothing was renamed: put the old record back and the new folders away
+            for rel in sorted(digests.keys() - before.keys()):
+                _prune(out, _split(rel)[0])
+            if old_record is None:
+                os.unlink(OWNERSHIP_FILE, dir_fd=out.fd)
+            else:
+                _put(out, OWNERSHIP_FILE, old_record)
+        raise
+    _commit_all(out, staged)
     removed = [rel for rel in sorted(before.keys() - digests.keys()) if _remove(out, rel, before[rel])]
-    _put(out / OWNERSHIP_FILE, _record(seq, chain_hash, digests))
+    _put(out, OWNERSHIP_FILE, ownership_record(seq, chain_hash, about, digests))
     return Changes(written, unchanged, removed)

@@ -11,22 +11,16 @@ from operator import attrgetter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ledger.domain.state import METADATA_KEYS, Generation, State
+from ledger.domain.events import ORIGIN_OPTIONAL_FIELDS
+from ledger.domain.state import GENERATION_ATTR, METADATA_KEYS, Generation, State
 
 from .order import sorted_by_stage
 
-#: Arrow type and nullability of each logical manifest key (nullable = optional in the payload)
+#: Arrow type and nullability of each logical manifest key: `replicate` is the one integer;
+#: a column is nullable exactly when its payload key is optional.
 _KEY_TYPES: dict[str, tuple[pa.DataType, bool]] = {
-    "cohort_id": (pa.string(), False),
-    "template_id": (pa.string(), False),
-    "combo_id": (pa.string(), True),
-    "llm_model_id": (pa.string(), True),
-    "parent_gen_id": (pa.string(), True),
-    "replicate": (pa.int64(), False),
-    "mode": (pa.string(), True),
+    key: (pa.int64() if key == "replicate" else pa.string(), key in ORIGIN_OPTIONAL_FIELDS) for key in METADATA_KEYS
 }
-#: Generation attribute holding each logical key
-_ATTR = {key: ("origin_cohort_id" if key == "cohort_id" else key) for key in METADATA_KEYS}
 
 
 def manifest_schema(state: State) -> pa.Schema:
@@ -51,7 +45,7 @@ def manifest_table(state: State) -> pa.Table:
 
     columns = [column("stage", pa.string()), column("gen_id", pa.string())]
     for key in METADATA_KEYS:
-        values = column(_ATTR[key], _KEY_TYPES[key][0])
+        values = column(GENERATION_ATTR[key], _KEY_TYPES[key][0])
         columns.extend(values for _ in state.key_names[key])
     columns.append(column("created_seq", pa.int64()))
     columns.append(pc.is_valid(column("materialized_seq", pa.int64())))

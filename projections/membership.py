@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ledger.domain.projection_files import cohort_csv_path
 from ledger.domain.state import State
 
 from .order import sorted_by_stage
@@ -55,11 +56,13 @@ def membership_table(state: State) -> pa.Table:
 
 
 def cohort_csvs(state: State, membership: pa.Table) -> dict[str, bytes]:
-    """`cohorts/<id>/membership.csv` -> bytes, for every cohort that ever had a member.
+    """`cohorts/<id>/membership.csv` -> bytes, for every cohort the ledger knows: opened, or
+    given a member at some point. One with no active member gets the header only, which the
+    pipeline's readers take for an empty cohort (no file would be "data missing").
 
     `membership` must be `membership_table(state)`: sorted by cohort_id first.
     """
-    sizes = {c.cohort_id: len(c.members) for c in state.cohorts.values() if c.had_members}
+    sizes = {c.cohort_id: len(c.members) for c in state.cohorts.values()}
     slim = membership.select(list(CSV_COLUMNS))
     out: dict[str, bytes] = {}
     offset = 0
@@ -70,6 +73,6 @@ def cohort_csvs(state: State, membership: pa.Table) -> dict[str, bytes]:
             sink = pa.BufferOutputStream()
             pacsv.write_csv(slim.slice(offset, n), sink, _CSV_OPTIONS)
             body = sink.getvalue().to_pybytes()
-        out[f"cohorts/{cohort_id}/membership.csv"] = CSV_HEADER + body
+        out[cohort_csv_path(cohort_id)] = CSV_HEADER + body
         offset += n
     return out

@@ -6,29 +6,30 @@ from pathlib import Path
 
 import orjson
 from conftest import created
+from faults import rewrite_checkpoint
 
 from ledger import Ledger
-from ledger.log.checkpoint import KEEP, list_checkpoints, load_latest, state_to_bytes
+from ledger.log.checkpoint import KEEP, load_latest, state_to_bytes
+from ledger.log.file_store import FileLogStore
 from projections import build
+
+
+def list_checkpoints(ledger_dir: Path) -> list[Path]:
+    """The checkpoint files of a ledger directory, newest first."""
+    store = FileLogStore(ledger_dir)
+    return [store.checkpoint_path(seq) for seq in store.checkpoints()]
 
 
 def _grow(ledger: Ledger, n: int, prefix: str) -> None:
     ledger.append([{**created("A", "draft", f"{prefix}{i}"), "id": f"id-{prefix}{i}"} for i in range(n)])
 
 
-def _rewrite_body(path: Path, edit) -> None:
-    header, _, body = path.read_bytes().partition(b"\n")
-    doc = orjson.loads(body)
-    edit(doc)
-    path.write_bytes(header + b"\n" + orjson.dumps(doc))
-
-
 def test_ledger_open_resumes_from_the_checkpoint_with_event_ids(ledger: Ledger) -> None:
     _grow(ledger, 3, "d")
     build(ledger.path, checkpoint_every=1)
     (ckpt,) = list_checkpoints(ledger.path)
-    # Make the checkpoint's state recognisable: a cohort the log never names.
-    _rewrite_body(ckpt, lambda doc: doc["cohorts"].append(
+    # Make the checkpoint's state recognisable: a cohort the log never names (re-sealed with the key).
+    rewrite_checkpoint(ledger.path, ckpt, lambda doc: doc["cohorts"].append(
         {"cohort_id": "from-checkpoint", "opened_seq": None, "description": None, "spec": None,
          "sealed_seq": None, "had_members": False, "members": {}}))
     reopened = Ledger.open(ledger.path)
@@ -48,7 +49,7 @@ def test_a_checkpoint_that_does_not_match_the_log_is_ignored(tmp_path: Path) -> 
     other = Ledger.init(tmp_path / "b")
     _grow(other, 3, "d")
     (other.path / "checkpoints" / ckpt.name).write_bytes(ckpt.read_bytes())  # another ledger's
-    assert load_latest(other.path, other.config, other.log_path) is None
+    assert load_latest(other.store, other.config) is None
     assert build(other.path, checkpoint_every=10**9).checkpoint_seq is None
     # same ledger, but its header names a hash the log does not have at that seq
     header, _, body = ckpt.read_bytes().partition(b"\n")
@@ -62,7 +63,7 @@ def test_a_checkpoint_that_does_not_match_the_log_is_ignored(tmp_path: Path) -> 
     assert build(ledger.path, checkpoint_every=10**9).checkpoint_seq == 3
     log = ledger.log_path.read_bytes()
     ledger.log_path.write_bytes(log[: log.rindex(b"\n", 0, len(log) - 1) + 1])
-    assert load_latest(ledger.path, ledger.config, ledger.log_path) is None
+    assert load_latest(ledger.store, ledger.config) is None
     assert Ledger.open(ledger.path).head.seq == 0  # the one batch [1, 3] lost a line: now a tail
 
 

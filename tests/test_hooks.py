@@ -82,3 +82,32 @@ def test_ids_fit_the_event_id_rule(run_id: str) -> None:
     EventIn.model_validate({"type": "generation.materialized", "data": {}, "id": eid})
     assert eid.startswith("hook1:generation.materialized:")
     assert eid != hook_event_id(run_id, "generation.materialized", "c" * 128, "g" * 127)
+
+
+def test_record_plan_is_one_batch_at_the_plan_seq(tmp_path: Path) -> None:
+    from ledger import ConflictError
+    from ledger.cohorts.reuse import Wanted, plan_reuse
+    from ledger.ids import gen_id
+
+    led = Ledger.init(tmp_path / "ledger")
+    rec = PipelineRecorder(led.path, run_id="r1", asset_key="cohort_membership", partition_key="B")
+    rec.record_created("A", "draft", "d_a", "tpl", combo_id="c1", llm_model_id="m")
+    wanted = [Wanted({"combo_id": "c1", "template_id": "tpl", "llm_model_id": "m"}, 2)]
+    plan = plan_reuse(led.state, "B", "draft", wanted, allowed_origins=["A"])
+    stale = plan_reuse(led.state, "C", "draft", wanted, allowed_origins=["A"])
+    seqs = rec.record_plan(plan, {"mode": "llm"})
+    events = list(led.read(2))
+    assert seqs == [2, 3] and {e.txn for e in events} == {(2, 2)}
+    assert [(e.type, e.data["gen_id"]) for e in events] == [
+        ("generation.reused", "d_a"),
+        ("generation.created", gen_id("draft", combo_id="c1", template_id="tpl", llm_model_id="m", replicate=2))]
+    assert events[1].data == {"cohort_id": "B", "stage": "draft", "gen_id": events[1].data["gen_id"], "combo_id": "c1",
+                              "template_id": "tpl", "llm_model_id": "m", "replicate": 2, "mode": "llm"}
+    assert events[0].by == {"run_id": "r1", "source": "pipeline-hook", "asset_key": "cohort_membership",
+                            "partition_key": "B"}
+    assert rec.record_plan(plan, {"mode": "llm"}) == [2, 3]  # a retry: the same ids, no-ops
+    before = (led.path / "events.jsonl").read_bytes()
+    with pytest.raises(ConflictError):
+        rec.record_plan(stale)  # made before the first plan was recorded: may collide, refused
+    assert (led.path / "events.jsonl").read_bytes() == before
+    assert rec.record_plan(plan_reuse(led.state, "B", "draft", wanted, allowed_origins=["A"])) == []

@@ -324,7 +324,7 @@ def test_sealed_cohort_is_a_problem(tmp_path: Path, ledger: Ledger) -> None:
     write_root(tmp_path / "data", [SourceGen("draft", "d1", "B", "t")], {"A": ["d1"], "B": ["d1"]})
     plan = plan_import(ledger.state, tmp_path / "data")
     assert [p.message for p in plan.problems] == [
-        "cohort A is sealed (seq 2): the source differs from the ledger there and import would change it"]
+        "cohort A is sealed (seq 2): its membership cannot change; the source differs from the ledger there"]
 
 
 def test_cli_lists_every_problem_and_appends_nothing(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from ledger import CorruptLogError, Ledger
 from ledger.log import parallel
-from ledger.log.parallel import count_events, verify_split
+from ledger.log.parallel import verify_split
+from ledger.log.store import count_events
 from ledger.log.scan import LogScanner
 
 from conftest import created
@@ -24,7 +25,7 @@ def _ledger(tmp_path: Path, batches: int = 12, size: int = 7) -> Ledger:
 def _sequential(led: Ledger) -> tuple[int, str, int, int, int, int]:
     scanner = LogScanner(led.log_path, led._genesis)
     events = count_events(scanner)
-    return scanner.end.seq, scanner.end.hash, scanner.end.offset, events, scanner.tail.bytes, scanner.tail.lines
+    return scanner.end.seq, scanner.end.hash, scanner.end.cursor, events, scanner.tail.bytes, scanner.tail.lines
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def test_split_equals_sequential(tmp_path: Path, tail: bytes | None) -> None:
     split = verify_split(led.log_path, led._genesis)
     assert split is not None
     end, events, t = split
-    assert (end.seq, end.hash, end.offset, events, t.bytes, t.lines) == _sequential(led)
+    assert (end.seq, end.hash, end.cursor, events, t.bytes, t.lines) == _sequential(led)
     assert led.verify().events == events
 
 

@@ -167,8 +167,8 @@ def run_cli_read_only(ledger: Path, *args: str, stdin: bytes | None = None) -> s
 
 
 def test_read_only_ledger_directory(ledger: Path) -> None:
-    """DESIGN §7: permission denied / read-only is an environment failure, exit 3 (the issue
-    lists it with the bad-input cases; DESIGN wins). Readers still work on it."""
+    """README "Exit codes": permission denied / read-only is an environment failure, exit 3 (the
+    issue lists it with the bad-input cases; the documented codes win). Readers still work on it."""
     reason = _read_only_mount_available()
     if reason:
         pytest.skip(reason)

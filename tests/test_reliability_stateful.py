@@ -1,6 +1,6 @@
 """Random valid and invalid operations against the library, checked against a model.
 
-The model is written from DESIGN §3-4 alone (it does not use ledger/domain/state.py): membership,
+The model is written from docs/FORMAT.md §3-6 alone (it does not use ledger/domain/state.py): membership,
 origin metadata, seals, key renames and client ids. After every step the state of a freshly
 opened ledger must equal the model, each append must return what the model predicts, and an
 operation the model says is invalid (or a conflict, or a no-op) must leave the log's bytes as
@@ -29,7 +29,7 @@ from projections import build
 
 STAGES = ("draft", "essay", "evaluation")
 PARENT_STAGE = {"essay": "draft", "evaluation": "essay"}
-#: manifest keys (DESIGN §5): renameable origin-metadata keys, and keys no rename may touch
+#: manifest keys (docs/FORMAT.md §8): renameable origin-metadata keys, and keys no rename may touch
 METADATA_KEYS = ("cohort_id", "template_id", "combo_id", "llm_model_id", "parent_gen_id", "replicate", "mode")
 FIXED_KEYS = ("stage", "gen_id", "created_seq", "materialized")
 
@@ -45,7 +45,7 @@ class Rejected(Exception):
 
 
 class Model:
-    """What the ledger should hold, by DESIGN §3-4."""
+    """What the ledger should hold, by docs/FORMAT.md §3-6."""
 
     def __init__(self) -> None:
         self.seq = 0
@@ -225,7 +225,7 @@ def with_id(ev: dict[str, Any], client_id: str | None) -> dict[str, Any]:
     return {**ev, "id": client_id} if client_id is not None else ev
 
 
-#: payloads the schema refuses before any rule is looked at (DESIGN §4 identifiers)
+#: payloads the schema refuses before any rule is looked at (docs/FORMAT.md §6.1 identifiers)
 HOSTILE_IDS = ("../x", "a/b", "", "=cmd", "-x", "a b", "é", "x" * 129)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,7 +65,9 @@ def write_projection(out: Path, origin_columns: tuple[str, ...]) -> None:
                ("B", "evaluation", "v3", "B", False, 8)]
     pq.write_table(pa.Table.from_pylist([dict(zip(MEMBERSHIP_SCHEMA.names, m)) for m in members],
                                         schema=MEMBERSHIP_SCHEMA), out / "membership.parquet")
-    (out / "_projection.json").write_text('{"seq": 13}')
+    key_names = {"cohort_id": list(origin_columns), **{k: [k] for k in ("template_id", "combo_id", "llm_model_id",
+                                                                        "parent_gen_id", "replicate", "mode")}}
+    (out / "_projection.json").write_text(json.dumps({"seq": 13, "key_names": key_names, "cohorts": ["A", "B", "C"]}))
 
 
 def answers(scope: CohortScope, cohorts=("A", "B", "C", "nope"), gens=("d1", "e1", "v1", "v2", "v3")) -> dict:
@@ -88,7 +91,7 @@ def test_ledger_and_projection_agree(ledger: Ledger, tmp_path: Path, origin_colu
     assert from_ledger.seq == from_projection.seq == 13
     got = answers(from_ledger)
     assert got == answers(from_projection)
-    assert got["cohorts"] == ["A", "B"]
+    assert got["cohorts"] == ["A", "B", "C"]  # C: opened, never a member; still a cohort
     assert got["active"][("B", "evaluation")] == ["v2", "v3"] and got["active"][("A", "evaluation")] == ["v1"]
     assert got["active"][("nope", "draft")] == []
     assert got["reused"][("B", "e1")] and got["reused"][("B", "v2")]
@@ -101,8 +104,16 @@ def test_ledger_and_projection_agree(ledger: Ledger, tmp_path: Path, origin_colu
 
 
 def test_missing_projection_is_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="manifest.parquet is missing"):
+    with pytest.raises(InvalidInputError, match="_projection.json is missing: run `cohort-ledger build` first"):
         CohortScope.from_projection(tmp_path)
+
+
+def test_projection_without_rename_state_says_rebuild(ledger: Ledger, tmp_path: Path) -> None:
+    story(ledger)
+    write_projection(tmp_path / "proj", ("cohort_id",))
+    (tmp_path / "proj" / "_projection.json").write_text('{"seq": 13}')
+    with pytest.raises(InvalidInputError, match="does not record the rename state and cohorts.*rebuild"):
+        CohortScope.from_projection(tmp_path / "proj")
 
 
 def test_filter_pyarrow(ledger: Ledger) -> None:
@@ -166,3 +177,51 @@ def test_real_build_agrees_with_ledger(tmp_path_factory, ops) -> None:
     projections.build(ledger.path, out_dir=out)
     gens = tuple(ledger.state.generations)
     assert answers(CohortScope.from_projection(out), gens=gens) == answers(CohortScope.from_ledger(ledger), gens=gens)
+
+
+RENAME_TARGETS = ("origin_cohort_id", "cohort_id", "template_id", "tmpl", "model", "parent")
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=st.lists(st.one_of(
+    st.tuples(st.just("rename"), st.sampled_from(["cohort_id", "origin_cohort_id", "template_id", "tmpl",
+                                                  "llm_model_id", "model", "parent_gen_id"]),
+              st.sampled_from(RENAME_TARGETS), st.sampled_from(["alias", "final"])),
+    st.tuples(st.just("open"), st.sampled_from("ABCD"), st.none(), st.none()),
+    st.tuples(st.sampled_from(["create", "reuse", "remove"]), st.sampled_from("ABC"), st.integers(0, 4), st.none()),
+), max_size=30))
+def test_scope_from_projection_equals_scope_from_ledger_after_renames(tmp_path_factory, ops) -> None:
+    """Random legal rename sequences (a rename the fold refuses is skipped), empty cohorts, memberships:
+    the projection's scope finds every key's column through `_projection.json`, whatever it is called."""
+    import projections
+
+    from ledger import EventRejected
+
+    ledger = Ledger.init(tmp_path_factory.mktemp("l") / "ledger")
+    ledger.append([created("A", "draft", "d0", combo_id="c", llm_model_id="m"),
+                   created("B", "essay", "e0", parent="d0", llm_model_id="m2")])
+    for op, a, b, c in ops:
+        state = ledger.state
+        if op == "rename":
+            ev = {"type": "metadata.key_renamed", "data": {"old_key": a, "new_key": b, "phase": c}}
+        elif op == "open":
+            ev = {"type": "cohort.opened", "data": {"cohort_id": a}}
+        elif op == "create":
+            ev = created(a, "draft", f"d{b}", combo_id="c", llm_model_id=f"m{b}", replicate=b + 1)
+        elif op == "reuse":
+            ev = reused(a, "draft", f"d{b}")
+        else:
+            ev = {"type": "generation.removed", "data": {"cohort_id": a, "stage": "draft", "gen_id": f"d{b}",
+                                                         "reason": "r"}}
+        try:
+            ledger.append([ev])
+        except EventRejected:
+            continue
+    out = ledger.path.parent / "proj"
+    projections.build(ledger.path, out_dir=out)
+    gens = tuple(ledger.state.generations)
+    cohorts = ("A", "B", "C", "D")
+    from_projection, from_ledger = CohortScope.from_projection(out), CohortScope.from_ledger(ledger)
+    assert answers(from_projection, cohorts=cohorts, gens=gens) == answers(from_ledger, cohorts=cohorts, gens=gens)
+    assert {g: from_projection.origin_metadata(g)["origin_cohort_id"] for g in gens} == {
+        g: gen.origin_cohort_id for g, gen in ledger.state.generations.items()}

@@ -1,4 +1,4 @@
-"""The Ledger API: lifecycle errors, append guarantees, every domain rule of DESIGN §4, read."""
+"""The Ledger API: lifecycle errors, append guarantees, every domain rule of docs/FORMAT.md §6.2, read."""
 
 from __future__ import annotations
 
@@ -315,7 +315,7 @@ def test_missing_payload_keys_and_unknown_types(ledger: Ledger) -> None:
     rejected(ledger, [{"type": "cohort.opened", "data": {"cohort_id": "A"}, "by": {"who": "me"}}], 0, "by.who")
 
 
-# -- domain rules (DESIGN §4) ----------------------------------------------------------------
+# -- domain rules (docs/FORMAT.md §6.2) --------------------------------------------------------
 def test_created_rules(ledger: Ledger) -> None:
     rejected(ledger, [created("A", "summary", "s1")], 0, "stage 'summary' is not one of this ledger's stages")
     rejected(ledger, [created("A", "essay", "e1")], 0, "a essay needs parent_gen_id")

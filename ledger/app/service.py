@@ -1,16 +1,18 @@
-"""The ledger directory: init, open, append, read, verify, repair (DESIGN §3).
+"""The application service: a ledger over any `LogStore` (docs/architecture.md, the append path).
 
-Writers serialise on an flock of `events.lock`. Under the lock a writer first catches up on
-what other processes appended since its last known position (reading only those bytes),
-cuts an incomplete trailing batch left by a crashed writer, then validates the whole new
-batch against its state inside a transaction, writes it with one write and fdatasync, and
-only then commits the state. Readers never take the lock and never modify the log.
+`Ledger` validates and folds; the store only keeps bytes. To append, a writer enters the
+store's writing section (an flock for the local directory), catches up on what other
+writers committed since its last known position, has the store cut an incomplete trailing
+batch left by a crashed writer, validates the whole new batch against its state inside a
+transaction, encodes it, and asks the store to append it only if the log still ends where
+it saw it end. Only then is the state committed. A store without an exclusive section can
+lose that race: the transaction is rolled back and the writer catches up and tries again,
+so seqs stay gapless whichever backend holds the log. Readers never modify the log.
 """
 
 from __future__ import annotations
 
 import bisect
-import fcntl
 import os
 import threading
 import uuid
@@ -23,19 +25,16 @@ import orjson
 
 from ..log.codec import canonical, encode_line, genesis_prev
 from ..domain.config import LedgerConfig
-from ..errors import ConflictError, CorruptLogError, EventRejected, InvalidInputError, NotALedgerError
+from ..errors import ConflictError, EventRejected, InvalidInputError
 from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
-from ..log.parallel import count_events, verify_split
+from ..log.file_store import FileLogStore
+from ..log.location import Where, open_store
 from ..log.perf import paused_gc
-from ..log.fsio import atomic_write, environment_error, fsync_dir, write_all
-from ..log.checkpoint import CHECKPOINT_DIR
+from ..log.store import LogStore
 from .replay import apply_recorded, starting_point
-from ..log.scan import LogScanner, Position, Tail
+from ..log.scan import Position, Tail
 from ..domain.state import DomainError, State
 
-CONFIG_FILE = "ledger.json"
-LOG_FILE = "events.jsonl"
-LOCK_FILE = "events.lock"
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
 
@@ -71,68 +70,65 @@ class _Pending(NamedTuple):
     by: dict[str, str]
 
 
+class _LostRace(Exception):
+    """The store's conditional append found the log moved on: roll back, catch up, retry."""
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Ledger:
-    """A ledger directory opened for reading and appending; safe across processes and threads."""
+    """A ledger opened for reading and appending; safe across threads, and across processes
+    when its store is (`store.multi_process`)."""
 
-    def __init__(self, path: Path, config: LedgerConfig) -> None:
-        self.path = path
+    def __init__(self, store: LogStore, config: LedgerConfig) -> None:
+        self.store = store
         self.config = config
-        self.log_path = path / LOG_FILE
         self._genesis = Position(0, genesis_prev(config.ledger_id), 0)
         self._state: State | None = None
         self._pos = self._genesis
         self._index: list[Position] = [self._genesis]
         self._mutex = threading.RLock()
-        self._lock_fd: int | None = None
-        self._lock_pid = 0
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
     def init(
         cls,
-        path: str | os.PathLike[str],
+        where: Where,
         stages: Iterable[str] | None = None,
         parents: dict[str, str] | None = None,
     ) -> "Ledger":
-        """Create a new, empty ledger in `path` (which must not exist or be an empty directory)."""
-        path = Path(path)
+        """Create a new, empty ledger: `where` is a directory (which must not exist or be empty),
+        a URL of a registered backend (ledger.log.location), or a LogStore."""
         config = LedgerConfig.new(tuple(stages) if stages is not None else None, parents)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise InvalidInputError(f"{path} already exists and is not an empty directory")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            (path / CHECKPOINT_DIR).mkdir(exist_ok=True)
-            for name in (LOG_FILE, LOCK_FILE):
-                os.close(os.open(path / name, os.O_WRONLY | os.O_CREAT, 0o644))
-            atomic_write(path / CONFIG_FILE, config.to_json())  # last: its presence means "a ledger"
-            fsync_dir(path.parent.resolve())
-        except OSError as exc:
-            raise environment_error(exc, f"creating ledger {path}") from exc
-        return cls(path, config)
+        store = open_store(where)
+        store.create(config.to_json())
+        return cls(store, config)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "Ledger":
-        """Open an existing ledger. The state is loaded on first use, not here."""
-        path = Path(path)
-        try:
-            raw = (path / CONFIG_FILE).read_bytes()
-        except FileNotFoundError:
-            raise NotALedgerError(f"{path} is not a ledger (no {CONFIG_FILE}; run `cohort-ledger init`)") from None
-        except OSError as exc:
-            raise environment_error(exc, f"reading {path / CONFIG_FILE}") from exc
-        config = LedgerConfig.from_json(raw, path / CONFIG_FILE)
-        if not (path / LOG_FILE).is_file():
-            raise NotALedgerError(f"{path} has {CONFIG_FILE} but no {LOG_FILE}")
-        return cls(path, config)
+    def open(cls, where: Where) -> "Ledger":
+        """Open an existing ledger (a directory, a URL, a LogStore). The state is loaded on first use."""
+        store = open_store(where)
+        raw = store.read_config()
+        config = LedgerConfig.from_json(raw, os.path.join(store.location, "ledger.json"))
+        return cls(store, config)
+
+    @property
+    def path(self) -> Path:
+        """The ledger directory, for a ledger held by the local directory backend."""
+        if not isinstance(self.store, FileLogStore):
+            raise InvalidInputError(f"{self.store.location} is not a local ledger directory")
+        return self.store.path
+
+    @property
+    def log_path(self) -> Path:
+        """`events.jsonl`, for a ledger held by the local directory backend."""
+        return self.path / "events.jsonl"
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Release what the store holds open (a lock file); the ledger stays usable."""
+        self.store.close()
 
     def __enter__(self) -> "Ledger":
         return self
@@ -143,7 +139,7 @@ class Ledger:
     # -- state --------------------------------------------------------------------------
     @property
     def head(self) -> Head:
-        """The last committed event as of this access (other processes' appends included)."""
+        """The last committed event as of this access (other writers' appends included)."""
         state = self.state
         return Head(state.seq, state.hash or self._genesis.hash)
 
@@ -157,22 +153,13 @@ class Ledger:
 
     def _refresh(self) -> Tail:
         """Fold the batches committed since our position; return what follows them."""
-        if self._state is None:
-            self._state, self._pos = starting_point(self.path, self.config, self.log_path)
-            self._index = [self._genesis] + ([self._pos] if self._pos.seq else [])
         try:
-            size = os.stat(self.log_path).st_size
-        except OSError as exc:
-            raise environment_error(exc, f"reading {self.log_path}") from exc
-        if size < self._pos.offset:
-            self._state = None
-            raise CorruptLogError(self._pos.seq, f"log shrank below committed offset {self._pos.offset}")
-        if size == self._pos.offset:
-            return Tail()
-        scanner = LogScanner(self.log_path, self._pos)
-        state = self._state
-        try:
-            for ev, end in scanner.events():
+            if self._state is None:
+                self._state, self._pos = starting_point(self.store, self.config)
+                self._index = [self._genesis] + ([self._pos] if self._pos.seq else [])
+            state = self._state
+            scan = self.store.scan(self._pos)
+            for ev, end in scan.events():
                 apply_recorded(state, ev)
                 if end is not None:
                     if self._pos.seq + 1 - self._index[-1].seq >= INDEX_EVERY:
@@ -181,47 +168,16 @@ class Ledger:
         except BaseException:
             self._state = None  # a half-folded batch must never be used (corrupt, newer v, interrupt)
             raise
-        return scanner.tail
-
-    # -- locking ------------------------------------------------------------------------
-    def _acquire(self) -> None:
-        if self._lock_fd is not None and self._lock_pid != os.getpid():
-            self._lock_fd = None  # inherited over fork: the description is shared, so get our own
-        if self._lock_fd is None:
-            try:
-                self._lock_fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise environment_error(exc, f"opening {self.path / LOCK_FILE}") from exc
-            self._lock_pid = os.getpid()
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-
-    def _release(self) -> None:
-        assert self._lock_fd is not None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        return scan.tail
 
     def _cut_tail(self) -> RepairReport:
-        """Under the lock: move what follows the last complete batch to events.jsonl.torn-<n>."""
+        """In the writing section: have the store move aside what follows the last complete batch."""
         tail = self._refresh()
         head = Head(self._pos.seq, self._pos.hash)
-        if tail.bytes == 0:
+        cut = self.store.cut_tail(self._pos) if tail.bytes else None
+        if cut is None:
             return RepairReport(head, 0, 0, None)
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._pos.offset)
-                cut = f.read()
-            n = 1 + max((int(p.name.rsplit("-", 1)[1]) for p in self.path.glob(LOG_FILE + ".torn-*")
-                         if p.name.rsplit("-", 1)[1].isdigit()), default=0)
-            torn = self.path / f"{LOG_FILE}.torn-{n}"
-            atomic_write(torn, cut)
-            fd = os.open(self.log_path, os.O_WRONLY)
-            try:
-                os.ftruncate(fd, self._pos.offset)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise environment_error(exc, f"cutting the torn tail of {self.log_path}") from exc
-        return RepairReport(head, len(cut), tail.lines, torn.name)
+        return RepairReport(head, cut.size, tail.lines, cut.kept_as)
 
     # -- append -------------------------------------------------------------------------
     def append(self, events: Iterable[EventIn | dict[str, Any]], expected_seq: int | None = None) -> list[int]:
@@ -232,12 +188,13 @@ class Ledger:
         with paused_gc():
             batch = _normalize_batch(events)
         with self._mutex, paused_gc():
-            self._acquire()
-            try:
-                self._cut_tail()
-                return self._append_locked(batch, expected_seq)
-            finally:
-                self._release()
+            while True:
+                try:
+                    with self.store.writing():
+                        self._cut_tail()
+                        return self._append_locked(batch, expected_seq)
+                except _LostRace:
+                    continue  # another writer committed first: catch up, re-validate, retry
 
     def _append_locked(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
         state = self._state
@@ -278,30 +235,12 @@ class Ledger:
                 except orjson.JSONEncodeError as exc:  # e.g. an int beyond 64 bits in a `spec`
                     raise EventRejected(i, f"payload is not encodable as canonical JSON ({exc})", ev.id) from None
                 lines.append(line)
-            blob = b"".join(lines)
-            self._write_durably(blob)
+            end = self.store.append(self._pos, b"".join(lines), Position(state.seq, prev, None, at))
+            if end is None:
+                raise _LostRace  # inside the transaction: the state is rolled back
             state.hash = prev
-        self._pos = Position(state.seq, prev, self._pos.offset + len(blob), at)
+        self._pos = end
         return seqs
-
-    def _write_durably(self, blob: bytes) -> None:
-        """One write + fdatasync; on failure cut our own partial bytes so nothing half-written stays."""
-        try:
-            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
-        except OSError as exc:
-            raise environment_error(exc, f"opening {self.log_path} for append") from exc
-        try:
-            write_all(fd, blob)
-            os.fdatasync(fd)
-        except OSError as exc:
-            try:
-                os.ftruncate(fd, self._pos.offset)
-                os.fsync(fd)
-            except OSError:
-                pass  # the next writer's recovery cuts it: it is an incomplete trailing batch
-            raise environment_error(exc, f"appending to {self.log_path}") from exc
-        finally:
-            os.close(fd)
 
     def _replayed_ids(self, batch: list[_Pending], known: dict[int, int], state: State) -> list[int]:
         """A retry: every id committed with the same payload -> the original seqs, else reject.
@@ -338,7 +277,7 @@ class Ledger:
     def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[RecordedEvent]:
         """Stream committed events from_seq..to_seq (inclusive), payloads upcast. Never modifies the log."""
         start = self._index[max(0, bisect.bisect_right([p.seq for p in self._index], from_seq - 1) - 1)]
-        for batch in LogScanner(self.log_path, start, stop_after=to_seq):
+        for batch in self.store.scan(start, stop_after=to_seq):
             for ev in batch:
                 seq = ev["seq"]
                 if seq < from_seq:
@@ -352,26 +291,17 @@ class Ledger:
     def verify(self) -> VerifyReport:
         """Walk the whole chain from seq 1; raise CorruptLogError at the first bad seq."""
         with paused_gc():
-            split = verify_split(self.log_path, self._genesis)
-            if split is not None:
-                end, events, tail = split
-                return VerifyReport(Head(end.seq, end.hash), events, tail)
-            scanner = LogScanner(self.log_path, self._genesis)
-            events = count_events(scanner)
-        return VerifyReport(Head(scanner.end.seq, scanner.end.hash), events, scanner.tail)
+            end, events, tail = self.store.verify(self._genesis)
+        return VerifyReport(Head(end.seq, end.hash), events, tail)
 
     def repair(self) -> RepairReport:
-        """Cut an incomplete trailing batch into events.jsonl.torn-<n>; never a complete one.
+        """Cut an incomplete trailing batch (kept aside: events.jsonl.torn-<n>); never a complete one.
 
         Corruption before the tail is not repaired: it raises, naming the first bad seq.
         """
-        with self._mutex:
-            self._acquire()
-            try:
-                self.verify()
-                return self._cut_tail()
-            finally:
-                self._release()
+        with self._mutex, self.store.writing():
+            self.verify()
+            return self._cut_tail()
 
 
 def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[_Pending]:

@@ -2,7 +2,7 @@
 
 Commands live in modules by subject (`core`, and later ones); each only parses arguments,
 calls the library and prints. Every LedgerError becomes its one-line reason on stderr and
-its exit code (DESIGN §7); an unexpected OSError is an environment failure (exit 3).
+its exit code (README, "Exit codes"); an unexpected OSError is an environment failure (exit 3).
 """
 
 from __future__ import annotations

@@ -59,14 +59,21 @@ def reuse(cohort_id: str, stage: str, wanted_csv: Path, allowed: tuple[str, ...]
 @click.option("--stage", default=None, help="Only members of this stage.")
 @json_option
 def show(cohort_id: str, stage: str | None, as_json: bool) -> None:
-    """The cohort's active members with their origin metadata, origin cohort and when they joined."""
+    """The cohort's active members with their origin metadata, origin cohort and when they joined.
+
+    In `--json` rows, `cohort_id` is the member cohort (COHORT) and `origin_cohort_id` the
+    cohort the gen was created in, whatever the manifest's rename state calls that column.
+
+    Example: cohort-ledger show best_novelty_all_evals --stage evaluation --json
+    """
     ledger = open_ledger()
     state = ledger.state
     cohort = state.cohorts.get(cohort_id)
     if cohort is None:
         raise InvalidInputError(f"cohort {cohort_id} is unknown to this ledger")
-    if stage is not None and stage not in state.stages:
-        raise InvalidInputError(f"stage {stage!r} is not one of this ledger's stages")
+    rule = state.stage_rule(stage) if stage is not None else None
+    if rule is not None:
+        raise InvalidInputError(rule)
     rows = CohortScope.from_state(state).members(cohort_id, stage)
     if as_json:
         emit_json_list(rows)

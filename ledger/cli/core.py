@@ -10,6 +10,8 @@ import orjson
 from ..domain.config import parse_parents
 from ..errors import CheckFailed, EventRejected
 from ..domain.events import RecordedEvent
+from ..app.pins import check_pins, parse_pin
+from ..app.replay import check_checkpoints
 from ..app.service import Ledger
 from .common import cli, emit_json, emit_json_list, json_option, ledger_path, open_ledger
 
@@ -22,12 +24,12 @@ def init(stages: str, parents: str | None, as_json: bool) -> None:
     """Create a new ledger."""
     stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
     ledger = Ledger.init(ledger_path(), stages=stage_list, parents=parse_parents(parents) if parents else None)
-    info = {"ledger": str(ledger.path), "ledger_id": ledger.config.ledger_id,
+    info = {"ledger": ledger.store.location, "ledger_id": ledger.config.ledger_id,
             "stages": list(ledger.config.stages), "parents": ledger.config.parents}
     if as_json:
         emit_json(info)
     else:
-        click.echo(f"created ledger {ledger.path} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
+        click.echo(f"created ledger {ledger.store.location} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
 
 
 #: Longest input line `append` accepts: far above any real event. A longer line is refused
@@ -104,10 +106,22 @@ def log(from_seq: int, types: tuple[str, ...], cohort: str | None, as_json: bool
 
 @cli.command()
 @click.option("--expect-head", default=None, help="Fail (exit 1) unless the head hash is this.")
+@click.option("--expect", "expects", multiple=True, metavar="SEQ:HASH",
+              help="Fail (exit 1) unless event SEQ still has this hash (repeatable). Keep pins outside the ledger.")
+@click.option("--checkpoints", is_flag=True,
+              help="Also replay from seq 1 and compare every checkpoint with the replayed state.")
 @json_option
-def verify(expect_head: str | None, as_json: bool) -> None:
-    """Check the whole hash chain; print the head seq and hash."""
-    report = open_ledger().verify()
+def verify(expect_head: str | None, expects: tuple[str, ...], checkpoints: bool, as_json: bool) -> None:
+    """Check the whole hash chain; print the head seq and hash.
+
+    Example: cohort-ledger verify --expect "1200:$PINNED_HASH" --checkpoints
+    """
+    pins = [parse_pin(text) for text in expects]
+    ledger = open_ledger()
+    report = ledger.verify()
+    check_pins(ledger, pins)
+    if checkpoints:
+        check_checkpoints(ledger.store, ledger.config)
     info = {"ok": True, "seq": report.head.seq, "hash": report.head.hash, "events": report.events,
             "tail_bytes": report.tail.bytes, "tail_lines": report.tail.lines}
     if expect_head is not None and expect_head.lower() != report.head.hash:

@@ -1,4 +1,4 @@
-"""`demo`: the end-to-end example on built-in sample data (the story lives in `ledger.demo`)."""
+"""`demo`: the end-to-end example on built-in sample data (the story lives in `ledger.cli.demo_story`)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,6 @@ def seal_cohort(ledger: Ledger, cohort_id: str, reason: str | None = None,
 
 def rename_key(ledger: Ledger, old_key: str, new_key: str, phase: Literal["alias", "final"],
                by: dict[str, str] | None = None) -> int:
-    """One phase of a manifest key rename (DESIGN §4): `alias` carries both names, `final` the new one."""
+    """One phase of a manifest key rename (docs/FORMAT.md §6.2, docs/operators.md §7): `alias` carries both names, `final` the new one."""
     data = {"old_key": old_key, "new_key": new_key, "phase": phase}
     return ledger.append([{"type": "metadata.key_renamed", "data": data, "by": by}])[0]

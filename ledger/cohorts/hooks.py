@@ -1,4 +1,4 @@
-"""The pipeline-hook API: what a Dagster asset calls to record what it did (DESIGN §6).
+"""The pipeline-hook API: what a Dagster asset calls to record what it did (docs/operators.md §4).
 
 Hooks are retried (timeouts, re-executed steps) and run in many processes at once. Every
 event therefore carries an id derived only from what it records, so the store turns a
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from ..log.codec import canonical
 from ..app.service import Ledger
+from .reuse import ReusePlan
 
 SOURCE = "pipeline-hook"
 ID_SCHEME = "hook1"
@@ -38,15 +39,38 @@ def hook_event_id(run_id: str, event_type: str, cohort_id: str, gen_id: str) -> 
 class PipelineRecorder:
     """Records one pipeline run's membership events; every method is safe to retry."""
 
-    def __init__(self, ledger_path: str | os.PathLike[str], run_id: str, actor: str | None = None) -> None:
+    def __init__(self, ledger_path: str | os.PathLike[str], run_id: str, actor: str | None = None, *,
+                 asset_key: str | None = None, partition_key: str | None = None) -> None:
+        """`asset_key` and `partition_key` (an orchestrator's step) go into every event's `by`."""
         self.ledger = Ledger.open(ledger_path)
         self.run_id = run_id
-        self.by = {"run_id": run_id, "source": SOURCE, **({"actor": actor} if actor else {})}
+        extra = {"actor": actor, "asset_key": asset_key, "partition_key": partition_key}
+        self.by = {"run_id": run_id, "source": SOURCE, **{k: v for k, v in extra.items() if v}}
+
+    def _event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        event_id = hook_event_id(self.run_id, event_type, data["cohort_id"], data["gen_id"])
+        return {"type": event_type, "id": event_id, "by": self.by, "data": data}
 
     def _record(self, event_type: str, data: dict[str, Any]) -> int:
         """Append one event; return its seq (the original one when this is a retry or a no-op)."""
-        event_id = hook_event_id(self.run_id, event_type, data["cohort_id"], data["gen_id"])
-        return self.ledger.append([{"type": event_type, "id": event_id, "by": self.by, "data": data}])[0]
+        return self.ledger.append([self._event(event_type, data)])[0]
+
+    def record_plan(self, plan: ReusePlan, create: Mapping[str, Any] | None = None) -> list[int]:
+        """Apply a skip-existing plan: its reuses and the creation of its missing gens, one batch.
+
+        Each `create` item becomes a `generation.created` in the plan's cohort with the item's
+        signature and replicate, plus the fields of `create` (e.g. `mode`, an essay's
+        `llm_model_id`). The batch is appended only if the ledger is still at `plan.seq`
+        (ConflictError otherwise, nothing written): a plan made on a stale state could create
+        a gen another writer has just created elsewhere. A plan with nothing to do writes nothing.
+        """
+        events = [self._event("generation.reused", dict(ev["data"])) for ev in plan.reuse_events()]
+        events += [self._event("generation.created", {
+            "cohort_id": plan.cohort_id, "stage": plan.stage, "gen_id": item.gen_id,
+            **item.signature, "replicate": item.replicate, **(create or {})}) for item in plan.create]
+        if not events:
+            return []
+        return self.ledger.append(events, expected_seq=plan.seq)
 
     def record_created(self, cohort_id: str, stage: str, gen_id: str, template_id: str, *,
                        combo_id: str | None = None, llm_model_id: str | None = None,
@@ -77,5 +101,10 @@ class PipelineRecorder:
 
     def is_materialized(self, gen_id: str) -> bool:
         """True when some run recorded the gen's outputs: a reused gen need not be run again."""
-        gen = self.ledger.state.generations.get(gen_id)
-        return gen is not None and gen.materialized_seq is not None
+        return materialized_seq(self.ledger, gen_id) is not None
+
+
+def materialized_seq(ledger: Ledger, gen_id: str) -> int | None:
+    """The seq of the gen's latest `generation.materialized`, None if it has none (or is unknown)."""
+    gen = ledger.state.generations.get(gen_id)
+    return None if gen is None else gen.materialized_seq

@@ -1,4 +1,4 @@
-"""The skip-existing reuse planner (DESIGN §6).
+"""The skip-existing reuse planner (docs/operators.md §3).
 
 A cohort run wants, per signature (the stage's signature minus `replicate`), some number of
 replicates. Gens of that signature already active in the cohort count first; then existing
@@ -6,7 +6,7 @@ gens from the allowed origins are reused, lowest replicate first, so two operato
 the same wanted list reuse the same gens; whatever is still missing is created under the
 smallest replicate numbers no existing gen of the signature uses (allowed origin or not), so
 a new deterministic id can never collide with an old gen; an id that a gen of another
-signature already holds gets the pipeline's collision suffix (`gen_id(collision=k)`, `-k`).
+signature already holds gets the pipeline's collision suffix (`collision_gen_id`, `-k`).
 
 A plan is a pure function of a state and remembers the seq it was made at. Applying it is
 one batch appended with `expected_seq` = that seq: if anyone appended in between, the plan
@@ -123,13 +123,12 @@ def plan_reuse(state: State, cohort_id: str, stage: str, wanted: Iterable[Wanted
                allowed_origins: Collection[str] | None = None) -> ReusePlan:
     """Split each wanted signature into already-active, reuse and create (module docstring)."""
     names = key_fields(stage)
-    if stage not in state.stages:
-        raise InvalidInputError(f"stage {stage!r} is not one of this ledger's stages")
     if not is_identifier(cohort_id):
         raise InvalidInputError(f"cohort id {cohort_id!r} is not a safe identifier")
+    for rule in (state.stage_rule(stage), state.writable_rule(cohort_id)):
+        if rule is not None:
+            raise InvalidInputError(rule)
     cohort = state.cohorts.get(cohort_id)
-    if cohort is not None and cohort.sealed_seq is not None:
-        raise InvalidInputError(f"cohort {cohort_id} is sealed (seq {cohort.sealed_seq}): its membership cannot change")
     members = cohort.members if cohort is not None else {}
     allowed = None if allowed_origins is None else frozenset(allowed_origins)
 
@@ -141,8 +140,8 @@ def plan_reuse(state: State, cohort_id: str, stage: str, wanted: Iterable[Wanted
                 by_key.setdefault(signature_key(stage, sig), []).append(gen)
 
     seen: set[tuple[str, ...]] = set()
-    planned: dict[str, None] = {}  # ids this plan creates
-    taken = ChainMap(planned, state.generations)  # type: ignore[arg-type]
+    planned: dict[str, Any] = {}  # ids this plan creates
+    taken: ChainMap[str, Any] = ChainMap(planned, state.generations)
     plans = []
     for w in wanted:
         try:

@@ -1,4 +1,4 @@
-"""CohortScope: the one answer to "which gens is cohort C made of" (DESIGN §6).
+"""CohortScope: the one answer to "which gens is cohort C made of" (docs/operators.md §1, §5).
 
 Pipeline code, report scripts and the CLI's `show` all ask through this class, over either
 a ledger (the fold, always current) or a projection directory (`manifest.parquet` +
@@ -18,25 +18,29 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 import orjson
 
 from ..errors import InvalidInputError
-from ..domain.state import State
+from ..domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, PROJECTION_INFO_FILE
+from ..domain.state import GENERATION_ATTR, METADATA_KEYS, State
 from ..app.service import Ledger
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-MANIFEST = "manifest.parquet"
-MEMBERSHIP = "membership.parquet"
-PROJECTION_INFO = "_projection.json"
-#: Origin metadata fields, in manifest order; the origin is always `origin_cohort_id` here,
-#: whatever the rename state calls the manifest column.
-METADATA_FIELDS = ("stage", "gen_id", "origin_cohort_id", "template_id", "combo_id", "llm_model_id",
-                   "parent_gen_id", "replicate", "mode", "created_seq", "materialized")
+MANIFEST = MANIFEST_FILE
+MEMBERSHIP = MEMBERSHIP_FILE
+PROJECTION_INFO = PROJECTION_INFO_FILE
+#: Origin metadata fields, in manifest order, then the two derived columns; the origin is
+#: always `origin_cohort_id` here, whatever the rename state calls the manifest column.
+METADATA_FIELDS = ("stage", "gen_id", *(GENERATION_ATTR[k] for k in METADATA_KEYS), "created_seq", "materialized")
+
+#: the scope's name for a logical manifest key where it differs (the origin is `cohort_id` in the log)
+_FIELD = {"cohort_id": "origin_cohort_id"}
 
 T = TypeVar("T")
 
@@ -57,30 +61,28 @@ class CohortScope:
     """Active membership and origin metadata, queried the same way from either source."""
 
     def __init__(self, stages: Iterable[str], generations: Iterable[dict[str, Any]],
-                 members: Iterable[Member], seq: int | None) -> None:
+                 members: Iterable[Member], seq: int | None, cohorts: Iterable[str] = ()) -> None:
         self.seq = seq
         self._rank = {s: i for i, s in enumerate(stages)}
         self._gens = {g["gen_id"]: g for g in generations}
-        self._members: dict[str, dict[str, Member]] = {}
+        self._members: dict[str, dict[str, Member]] = {c: {} for c in cohorts}
         for m in members:
             self._members.setdefault(m.cohort_id, {})[m.gen_id] = m
 
     # -- sources ------------------------------------------------------------------------
     @classmethod
     def from_state(cls, state: State) -> "CohortScope":
-        gens = [{
-            "stage": g.stage, "gen_id": g.gen_id, "origin_cohort_id": g.origin_cohort_id,
-            "template_id": g.template_id, "combo_id": g.combo_id, "llm_model_id": g.llm_model_id,
-            "parent_gen_id": g.parent_gen_id, "replicate": g.replicate, "mode": g.mode,
-            "created_seq": g.created_seq, "materialized": g.materialized_seq is not None,
-        } for g in state.generations.values()]
+        stored = METADATA_FIELDS[:-1]  # every field but `materialized` is a Generation attribute
+        get = attrgetter(*stored)
+        gens = [{**dict(zip(stored, get(g))), "materialized": g.materialized_seq is not None}
+                for g in state.generations.values()]
         members = []
         for cohort in state.cohorts.values():
             for gid, added in cohort.members.items():
                 gen = state.generations[gid]
                 members.append(Member(cohort.cohort_id, gen.stage, gid, gen.origin_cohort_id,
                                       gen.origin_cohort_id != cohort.cohort_id, added))
-        return cls(state.config.stages, gens, members, state.seq)
+        return cls(state.config.stages, gens, members, state.seq, state.cohorts)
 
     @classmethod
     def from_ledger(cls, ledger: Ledger | str | os.PathLike[str]) -> "CohortScope":
@@ -89,20 +91,30 @@ class CohortScope:
 
     @classmethod
     def from_projection(cls, out_dir: str | os.PathLike[str]) -> "CohortScope":
-        """Read `manifest.parquet` and `membership.parquet` as `build` wrote them."""
+        """Read `manifest.parquet`, `membership.parquet` and `_projection.json` as `build` wrote them.
+
+        `_projection.json` says which manifest column holds each metadata key (the rename
+        state: the origin may be `cohort_id`, `origin_cohort_id` or any other name) and lists
+        every cohort, the empty ones included.
+        """
         out = Path(out_dir)
+        info = _projection_info(out)
         manifest = _read_parquet(out / MANIFEST)
         membership = _read_parquet(out / MEMBERSHIP)
-        origin_col = "origin_cohort_id" if "origin_cohort_id" in manifest.column_names else "cohort_id"
+        columns = {key: names[-1] for key, names in info["key_names"].items()}  # during alias both hold the same
+        missing = sorted(set(columns.values()) - set(manifest.column_names))
+        if missing:
+            raise InvalidInputError(f"{out / MANIFEST} has no column {', '.join(missing)} that "
+                                    f"{PROJECTION_INFO} names: rebuild it with `cohort-ledger build`")
         gens = []
         stages: dict[str, None] = {}  # manifest rows are in stage order: first sightings give it
         for row in manifest.to_pylist():
-            row["origin_cohort_id"] = row[origin_col]
+            logical = {**row, **{_FIELD.get(key, key): row[name] for key, name in columns.items()}}
             stages.setdefault(row["stage"], None)
-            gens.append({k: row.get(k) for k in METADATA_FIELDS})
+            gens.append({k: logical.get(k) for k in METADATA_FIELDS})
         members = [Member(r["cohort_id"], r["stage"], r["gen_id"], r["origin_cohort_id"], r["reused"], r["added_seq"])
                    for r in membership.to_pylist()]
-        return cls(stages, gens, members, _projection_seq(out))
+        return cls(stages, gens, members, info["seq"], info["cohorts"])
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "CohortScope":
@@ -114,8 +126,12 @@ class CohortScope:
 
     # -- queries ------------------------------------------------------------------------
     def cohorts(self) -> list[str]:
-        """Cohorts with at least one active member, sorted (what a projection can know of)."""
-        return sorted(c for c, m in self._members.items() if m)
+        """Every cohort the ledger knows (opened, or given a member at some point), sorted.
+
+        A cohort with no active member is listed too: it has a header-only membership.csv,
+        and the pipeline reads it as an empty cohort.
+        """
+        return sorted(self._members)
 
     def active_stage_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
         """The cohort's active gens of one stage, sorted; empty for an unknown cohort."""
@@ -178,10 +194,21 @@ def _read_parquet(path: Path) -> "pa.Table":
         raise InvalidInputError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def _projection_seq(out: Path) -> int | None:
+def _projection_info(out: Path) -> dict[str, Any]:
+    """seq, key_names and cohorts from `_projection.json`; InvalidInputError naming the file otherwise."""
+    path = out / PROJECTION_INFO
     try:
-        info = orjson.loads((out / PROJECTION_INFO).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    seq = info.get("seq") if isinstance(info, dict) else None
-    return seq if isinstance(seq, int) else None
+        info = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path} is missing: run `cohort-ledger build` first") from None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{path}: not readable as JSON ({exc})") from None
+    ok = (isinstance(info, dict) and isinstance(info.get("key_names"), dict) and isinstance(info.get("cohorts"), list)
+          and all(isinstance(n, list) and n and all(isinstance(x, str) for x in n) for n in info["key_names"].values())
+          and all(isinstance(c, str) for c in info["cohorts"]))
+    if not ok:
+        raise InvalidInputError(f"{path} does not record the rename state and cohorts (written by an older "
+                                "cohort-ledger?): rebuild it with `cohort-ledger build`")
+    seq = info.get("seq")
+    return {"seq": seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+            "key_names": info["key_names"], "cohorts": info["cohorts"]}

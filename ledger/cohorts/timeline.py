@@ -8,7 +8,7 @@ materialization, and for each chosen cohort its membership *stints* (added at, r
 and the events that named it. Everything after the scan is a pure function of that result.
 
 The pass is per event cheap on purpose (a report of a 1,000,000-event ledger runs in about
-the time of a build): raw envelopes from `LogScanner`, no models, no full fold. Only
+the time of a build): raw envelopes from the store's scan, no models, no full fold. Only
 effective events are ever in a log written through `Ledger.append`, so each `created` or
 `reused` naming a cohort adds a member and each `removed` takes one away; an event that
 contradicts that is reported as corruption at its seq, as a replay would.
@@ -32,7 +32,8 @@ from ..errors import CorruptLogError, InvalidInputError
 from ..log.codec import genesis_prev
 from ..log.parallel import middle_boundary
 from ..log.perf import paused_gc
-from ..log.scan import LogScanner, Position
+from ..log.file_store import FileLogStore
+from ..log.scan import LogScan, LogScanner, Position
 
 #: events that add (+1) or remove (-1) a member of the cohort they name
 MEMBERSHIP_DELTA = {"generation.created": 1, "generation.reused": 1, "generation.removed": -1}
@@ -159,10 +160,13 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime
     genesis = Position(0, genesis_prev(config.ledger_id), 0)
     time_seq: dict[datetime, int] = {}
     with paused_gc():
-        got = None if moments else _two_halves(ledger.log_path, genesis, wanted, want_points, max_seq)
+        store = ledger.store
+        got = None
+        if not moments and isinstance(store, FileLogStore):
+            got = _two_halves(store.log_path, genesis, wanted, want_points, max_seq)
         if got is None:
-            got = _collect(LogScanner(ledger.log_path, genesis, stop_after=max_seq), genesis, wanted, want_points,
-                           max_seq, moments, moment, time_seq)
+            got = _collect(store.scan(genesis, stop_after=max_seq), genesis, wanted, want_points, max_seq, moments,
+                           moment, time_seq)
         if max_seq is not None and got.seq < max_seq:
             raise InvalidInputError(f"seq {max_seq} is beyond the last committed seq {got.seq}")
         missing = want_points - set(got.point_hash) - {0}
@@ -176,13 +180,13 @@ def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime
                      set(got.named), got.point_hash, time_seq)
 
 
-def _collect(scanner: LogScanner, start: Position, wanted: set[str] | None, want_points: set[int],
+def _collect(scanner: LogScan, start: Position, wanted: set[str] | None, want_points: set[int],
              max_seq: int | None, moments: Sequence[datetime] = (), moment: datetime | None = None,
              time_seq: dict[datetime, int] | None = None) -> _Collected:
     """The hot loop: one pass over the scanner's verified events, a few dict operations each."""
     got = _Collected(start.seq, start.hash, start.at, {}, {}, {}, {})
     origins, materialized, named, point_hash = got.origins, got.materialized, got.named, got.point_hash
-    passed: dict[datetime, int] = {}  # instants already passed -> the first seq after them
+    passed: dict[datetime, dict[str, Any]] = {}  # instants already passed -> the first event after them
     last: dict[datetime, tuple[int, str, str]] = {}  # instant -> the last event at or before it
     current = CURRENT_VERSION  # the common case, without a call per event; upcast handles the rest
     for ev, _ in scanner.events():
@@ -194,13 +198,12 @@ def _collect(scanner: LogScanner, start: Position, wanted: set[str] | None, want
             ev_time = _event_time(ev)
             for t in moments:
                 if ev_time <= t:
-                    if t in passed:
-                        raise InvalidInputError(
-                            f"events.jsonl is not in time order around {t.isoformat()}: seq {seq} "
-                            f"(at {ev['at']}) follows seq {passed[t]}; use a seq instead")
+                    if t in passed:  # `at` never decreases (docs/FORMAT.md), as the fold reports it too
+                        past = passed[t]
+                        raise CorruptLogError(seq, f"at {ev['at']} is earlier than seq {past['seq']}'s {past['at']}")
                     last[t] = (seq, ev["hash"], ev["at"])
                 elif t not in passed:
-                    passed[t] = seq
+                    passed[t] = ev
             if moment is not None and moment in passed:
                 continue  # read on only to check the time order; nothing after is folded
         etype = ev["type"]
@@ -274,8 +277,8 @@ def _two_halves(path: Path, genesis: Position, wanted: set[str] | None, want_poi
         second = pickle.loads(raw)
     except Exception:
         return None
-    if second is None or (scanner.end.seq, scanner.end.hash, scanner.end.offset) != (
-            boundary.seq, boundary.hash, boundary.offset):
+    if second is None or (scanner.end.seq, scanner.end.hash, scanner.end.cursor) != (
+            boundary.seq, boundary.hash, boundary.cursor):
         return None
     first.origins.update(second.origins)  # a gen is created once: the halves never share one
     for gen_id, seq in second.materialized.items():

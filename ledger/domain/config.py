@@ -48,7 +48,8 @@ class LedgerConfig:
         ) + b"\n"
 
     @classmethod
-    def from_json(cls, raw: bytes, path: Path) -> "LedgerConfig":
+    def from_json(cls, raw: bytes, path: str | Path) -> "LedgerConfig":
+        """Parse `ledger.json` bytes; `path` names where they came from in messages."""
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

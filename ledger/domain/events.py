@@ -1,4 +1,4 @@
-"""The event catalogue (DESIGN §4): one pydantic model per payload type and version.
+"""The event catalogue (docs/FORMAT.md §6): one pydantic model per payload type and version.
 
 Models are strict and closed (`extra="forbid"`): an event is validated once, when it is
 appended, and its normalised payload is what gets hashed. Replay never re-validates; it
@@ -8,12 +8,12 @@ relies on the chain to prove the bytes are the ones that passed here.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
-from ..errors import EventRejected, NewerFormatError
+from ..errors import CorruptLogError, EventRejected, NewerFormatError
 from .ids import IDENTIFIER_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
@@ -22,7 +22,8 @@ KeyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 #: Client event ids: printable ASCII without spaces, so they are safe in logs and reports.
-EventId = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,256}$")]
+EVENT_ID_PATTERN = r"^[!-~]{1,256}$"
+EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 
 
 class _Payload(BaseModel):
@@ -82,12 +83,18 @@ class MetadataKeyRenamed(_Payload):
 
 
 class Provenance(BaseModel):
-    """`by`: who committed an event. All keys optional, nothing else allowed."""
+    """`by`: who committed an event. All keys optional, nothing else allowed.
+
+    `asset_key` and `partition_key` name the orchestrator step that recorded the event
+    (the Dagster integration sets them), so an audit can go from an event to the step.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     actor: Text | None = None
     run_id: Text | None = None
     source: Text | None = None
+    asset_key: Text | None = None
+    partition_key: Text | None = None
 
 
 #: (type, v) -> model of the current payload version of each type.
@@ -105,6 +112,17 @@ CURRENT_VERSION: dict[str, int] = {name: 1 for name in PAYLOADS}
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 EVENT_TYPES = tuple(PAYLOADS)
+
+#: Origin metadata of a generation: the `generation.created` payload keys, in payload order.
+ORIGIN_FIELDS: tuple[str, ...] = tuple(GenerationCreated.model_fields)
+_IDENTIFIER_CONSTRAINT = get_args(Identifier)[1]
+#: The origin fields whose values are identifiers (docs/FORMAT.md §6.1).
+ORIGIN_IDENTIFIER_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in GenerationCreated.model_fields.items()
+    if _IDENTIFIER_CONSTRAINT in info.metadata or Identifier in get_args(info.annotation))
+#: The optional origin fields (omitted from a payload when absent; null in the manifest).
+ORIGIN_OPTIONAL_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in GenerationCreated.model_fields.items() if not info.is_required() and info.default is None)
 
 
 class EventIn(BaseModel):
@@ -179,7 +197,7 @@ def _envelope_union() -> Any:
 
 
 _ENVELOPES = _envelope_union()
-_EVENT_ID_RE = re.compile(r"[!-~]{1,256}")
+_EVENT_ID_RE = re.compile(EVENT_ID_PATTERN[1:-1])
 
 
 def _check_envelope(item: Any) -> str | None:
@@ -203,7 +221,7 @@ def _check_envelope(item: Any) -> str | None:
             return "by: must be a JSON object"
         for key, value in by.items():
             if key not in Provenance.model_fields:
-                return f"by.{key}: unknown key (allowed: actor, run_id, source)"
+                return f"by.{key}: unknown key (allowed: {', '.join(Provenance.model_fields)})"
             if value is not None and not (isinstance(value, str) and 1 <= len(value) <= 4096):
                 return f"by.{key}: must be a string of 1-4096 characters"
     return None
@@ -260,18 +278,23 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         raise EventRejected(index, rule, event_id)
 
 
-def upcast(event_type: str, v: int, data: dict[str, Any], seq: int | None = None) -> dict[str, Any]:
-    """Bring a stored payload to the current version of its type; never guess at a newer one."""
+def upcast(event_type: str, v: int, data: dict[str, Any], seq: int) -> dict[str, Any]:
+    """Bring the payload of committed event `seq` to the current version of its type.
+
+    An unknown type or a `v` newer than this reader knows is refused (NewerFormatError: a
+    newer writer's event, never guessed at); a `v` that is no version at all (not an
+    integer >= 1) is corruption at `seq` (docs/FORMAT.md §6.3).
+    """
     current = CURRENT_VERSION.get(event_type)
+    if v == current and type(v) is int:
+        return data  # the hot path: every event of a log written by this version
     if current is None:
-        where = f" at seq {seq}" if seq is not None else ""
-        raise NewerFormatError(
-            f"unknown event type {event_type!r}{where}: written by a newer cohort-ledger?"
-        )
+        raise NewerFormatError(f"unknown event type {event_type!r} at seq {seq}: written by a newer cohort-ledger?")
+    if type(v) is not int or v < 1:
+        raise CorruptLogError(seq, f"v {v!r} is not a payload version (an integer >= 1)")
     if v > current:
-        where = f" at seq {seq}" if seq is not None else ""
         raise NewerFormatError(
-            f"{event_type} v{v}{where} was written by a newer cohort-ledger (this one reads up to v{current})"
+            f"{event_type} v{v} at seq {seq} was written by a newer cohort-ledger (this one reads up to v{current})"
         )
     while v < current:
         data = UPCASTERS[(event_type, v)](data)

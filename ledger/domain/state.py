@@ -1,4 +1,4 @@
-"""The fold: events -> state, with the domain rules of DESIGN §4.
+"""The fold: events -> state, with the domain rules of docs/FORMAT.md §6.2.
 
 One function serves both uses. At append time each event of a batch is applied inside a
 `transaction()`, so a rule broken by the fifth event undoes the first four; on replay the
@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .config import LedgerConfig
+from .events import ORIGIN_FIELDS
+from .ids import is_identifier
 
-#: Manifest columns that come from origin metadata, in manifest order. `cohort_id` is the
-#: logical name of the origin cohort key; `metadata.key_renamed` changes its physical names.
-METADATA_KEYS = ("cohort_id", "template_id", "combo_id", "llm_model_id", "parent_gen_id", "replicate", "mode")
+#: Manifest columns that come from origin metadata, in manifest order: the origin fields of
+#: `generation.created` but the row's identity (stage, gen_id). `cohort_id` is the logical
+#: name of the origin cohort key; `metadata.key_renamed` changes its physical names.
+METADATA_KEYS: tuple[str, ...] = tuple(f for f in ORIGIN_FIELDS if f not in ("stage", "gen_id"))
+#: The `Generation` attribute holding each origin field (the origin cohort is explicit there).
+GENERATION_ATTR: dict[str, str] = {f: ("origin_cohort_id" if f == "cohort_id" else f) for f in ORIGIN_FIELDS}
 #: Manifest columns no rename may touch or collide with.
 FIXED_KEYS = ("stage", "gen_id", "created_seq", "materialized")
 
@@ -42,18 +47,8 @@ class Generation:
     materialized_seq: int | None = None
 
     def metadata(self) -> dict[str, Any]:
-        """Origin metadata under logical key names (origin as `cohort_id`)."""
-        return {
-            "stage": self.stage,
-            "gen_id": self.gen_id,
-            "cohort_id": self.origin_cohort_id,
-            "template_id": self.template_id,
-            "combo_id": self.combo_id,
-            "llm_model_id": self.llm_model_id,
-            "parent_gen_id": self.parent_gen_id,
-            "replicate": self.replicate,
-            "mode": self.mode,
-        }
+        """Origin metadata under logical key names (origin as `cohort_id`), in payload order."""
+        return {f: getattr(self, attr) for f, attr in GENERATION_ATTR.items()}
 
 
 @dataclass(slots=True)
@@ -132,8 +127,13 @@ class State:
 
     # -- queries ----------------------------------------------------------------------
     def cohort(self, cohort_id: str) -> Cohort:
+        """The cohort, created on first mention. Its id becomes a directory name in the
+        projections, so a replayed foreign event must not smuggle in `..` or a `/`: the syntax
+        is checked here, once per cohort, instead of once per event."""
         found = self.cohorts.get(cohort_id)
         if found is None:
+            if not is_identifier(cohort_id):
+                raise DomainError(f"cohort id {cohort_id!r} is not an identifier")
             found = Cohort(cohort_id)
             self._set(self.cohorts, cohort_id, found)
         return found
@@ -165,18 +165,68 @@ class State:
         self.at = at
         return seq
 
+    # -- the rules, one home each: None when the rule holds, else its one-line message ----------
+    # The fold raises these messages; the reuse planner, the legacy importer and the CLI call
+    # the same checks to refuse early, so a rule is never worded (or decided) twice.
+    def stage_rule(self, stage: str) -> str | None:
+        """Rule "stage known": `stage` is one of the ledger's stages."""
+        if stage in self.stages:
+            return None
+        return f"stage {stage!r} is not one of this ledger's stages"
+
+    def writable_rule(self, cohort_id: str) -> str | None:
+        """Rule "cohort writable": no membership change after the cohort is sealed."""
+        c = self.cohorts.get(cohort_id)
+        if c is None or c.sealed_seq is None:
+            return None
+        return f"cohort {cohort_id} is sealed (seq {c.sealed_seq}): its membership cannot change"
+
+    def parent_rule(self, stage: str, parent_gen_id: str | None,
+                    stage_of: Callable[[str], str | None] | None = None) -> str | None:
+        """Rule "parent valid": a stage with a parent stage names an existing gen of that stage
+        as `parent_gen_id`; a stage without one has none.
+
+        `stage_of(gen_id)` gives an existing gen's stage (None: no such gen); by default the
+        ledger's own generations. The legacy importer passes one that also knows the gens of
+        the data root it is importing.
+        """
+        parent_stage = self.parents.get(stage)
+        if parent_stage is None:
+            if parent_gen_id is None:
+                return None
+            return f"a {stage} has no parent stage, but parent_gen_id is set ({parent_gen_id})"
+        if parent_gen_id is None:
+            return f"a {stage} needs parent_gen_id (a {parent_stage})"
+        found = self._stage_of(parent_gen_id) if stage_of is None else stage_of(parent_gen_id)
+        if found is None:
+            return f"parent {parent_gen_id} does not exist"
+        if found != parent_stage:
+            return f"parent {parent_gen_id} is a {found}, not a {parent_stage}"
+        return None
+
+    def existing_rule(self, gen_id: str, stage: str) -> str | None:
+        """Rule "generation exists": `gen_id` was created, with this `stage`."""
+        gen = self.generations.get(gen_id)
+        if gen is None:
+            return f"generation {gen_id} does not exist"
+        if gen.stage != stage:
+            return f"generation {gen_id} is a {gen.stage}, not a {stage}"
+        return None
+
+    def _stage_of(self, gen_id: str) -> str | None:
+        gen = self.generations.get(gen_id)
+        return None if gen is None else gen.stage
+
     def _writable_cohort(self, cohort_id: str) -> Cohort:
-        c = self.cohort(cohort_id)
-        if c.sealed_seq is not None:
-            raise DomainError(f"cohort {cohort_id} is sealed (seq {c.sealed_seq}): its membership cannot change")
-        return c
+        rule = self.writable_rule(cohort_id)
+        if rule is not None:
+            raise DomainError(rule)
+        return self.cohort(cohort_id)
 
     def _existing(self, data: dict[str, Any]) -> Generation:
         gen = self.generations.get(data["gen_id"])
-        if gen is None:
-            raise DomainError(f"generation {data['gen_id']} does not exist")
-        if gen.stage != data["stage"]:
-            raise DomainError(f"generation {gen.gen_id} is a {gen.stage}, not a {data['stage']}")
+        if gen is None or gen.stage != data["stage"]:
+            raise DomainError(self.existing_rule(data["gen_id"], data["stage"]))
         return gen
 
     def _add_member(self, c: Cohort, gen_id: str, seq: int) -> None:
@@ -205,31 +255,26 @@ class State:
     def _on_created(self, d: dict[str, Any], seq: int) -> int | None:
         stage, gen_id = d["stage"], d["gen_id"]
         if stage not in self.stages:
-            raise DomainError(f"stage {stage!r} is not one of this ledger's stages")
+            raise DomainError(self.stage_rule(stage))
         old = self.generations.get(gen_id)
         share = self._shared.setdefault
         cohort_id, template_id, llm_model_id, mode = d["cohort_id"], d["template_id"], d.get("llm_model_id"), d.get("mode")
+        replicate = d.get("replicate", 1)
+        if type(replicate) is not int or replicate < 1:
+            raise DomainError(f"replicate {replicate!r} is not an integer >= 1")
         # positional: half the cost of keywords, and this runs once per generation on every replay
         gen = Generation(share(stage, stage), gen_id, share(cohort_id, cohort_id), share(template_id, template_id),
                          d.get("combo_id"), share(llm_model_id, llm_model_id), d.get("parent_gen_id"),
-                         d.get("replicate", 1), share(mode, mode), seq)
+                         replicate, share(mode, mode), seq)
         if old is not None:
             if old.metadata() == gen.metadata():
                 return old.created_seq
             raise DomainError(f"generation {gen_id} already exists with other origin metadata (immutable)")
-        parent_stage = self.parents.get(stage)
-        if parent_stage is None:
-            if gen.parent_gen_id is not None:
-                raise DomainError(f"a {stage} has no parent stage, but parent_gen_id is set")
-        else:
-            if gen.parent_gen_id is None:
-                raise DomainError(f"a {stage} needs parent_gen_id (a {parent_stage})")
-            parent = self.generations.get(gen.parent_gen_id)
-            if parent is None:
-                raise DomainError(f"parent {gen.parent_gen_id} does not exist")
-            if parent.stage != parent_stage:
-                raise DomainError(f"parent {gen.parent_gen_id} is a {parent.stage}, not a {parent_stage}")
-            gen.parent_gen_id = parent.gen_id  # the same string, held once
+        rule = self.parent_rule(stage, gen.parent_gen_id)
+        if rule is not None:
+            raise DomainError(rule)
+        if gen.parent_gen_id is not None:
+            gen.parent_gen_id = self.generations[gen.parent_gen_id].gen_id  # the same string, held once
         c = self._writable_cohort(gen.origin_cohort_id)
         self._set(self.generations, gen_id, gen)
         self._add_member(c, gen_id, seq)

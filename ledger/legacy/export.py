@@ -1,4 +1,4 @@
-"""export-metadata: write each gen's origin key(s) into its metadata.json (DESIGN §6).
+"""export-metadata: write each gen's origin key(s) into its metadata.json (docs/migration.md, "Writing metadata.json back").
 
 Which keys a file carries follows the ledger's rename state of the logical `cohort_id` key:
 `("cohort_id",)` before any rename, `("cohort_id", "origin_cohort_id")` during `alias`,
@@ -15,13 +15,14 @@ reproduces it byte for byte; otherwise it is rewritten in the current shape (ind
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..log.fsio import atomic_write
 from ..domain.state import Generation, State
-from .dataroot import ProgressFn, metadata_path, relative, resolve_data_root, tick
+from .dataroot import ProgressFn, metadata_path, read_regular, relative, resolve_data_root, tick
 from .metadata import ORIGIN_KEYS, null_if_missing, parse_json_object
 from .problems import LegacyProblems, Problem, sorted_problems
 
@@ -142,15 +143,15 @@ def plan_export(state: State, data_root: str | Path, progress: ProgressFn | None
         tick(progress, "metadata.json", done, len(gens))
         path = metadata_path(root, gen.stage, gen.gen_id)
         rel = relative(root, path)
-        if not path.exists():
+        if not os.path.lexists(path):  # a dangling symlink is not a missing file: read_regular reports it
             doc = new_metadata(gen, names)
             plan.changes.append(FileChange(path, rel, gen.gen_id, "create", "new file",
                                            _dump(doc, CURRENT_STYLE, newline=False)))
             continue
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path)
             old = parse_json_object(raw)
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
             plan.problems.append(Problem(rel, gen.gen_id, str(exc)))
             continue
         new, disagree = with_origin_keys(old, gen.origin_cohort_id, names)

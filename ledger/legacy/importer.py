@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..domain.events import ORIGIN_IDENTIFIER_FIELDS
 from ..domain.ids import coerce_replicate, is_identifier
 from ..domain.state import DomainError, State
 from ..app.service import Ledger
@@ -44,7 +45,8 @@ _WIDE_FIELDS = ("parent_gen_id", "combo_id", "template_id", "llm_model_id", "rep
 #: fields a stage holds only when it has no parent stage (combo_id: the draft's), or only when it has one
 _ROOT_ONLY, _CHILD_ONLY = ("combo_id",), ("parent_gen_id",)
 _LABEL = {"cohort_id": "origin cohort", "template_id": "template"}
-_ID_FIELDS = ("cohort_id", "template_id", "combo_id", "llm_model_id", "parent_gen_id")
+#: origin fields that must be identifiers (stage and gen_id are checked where they are read)
+_ID_FIELDS = tuple(f for f in ORIGIN_IDENTIFIER_FIELDS if f not in ("stage", "gen_id"))
 #: how many stale gens a message names before "…"
 FIRST = 5
 
@@ -305,24 +307,21 @@ class _Reader:
         return good
 
     def _parent_ok(self, origin: Origin) -> bool:
-        rel, parent_stage = self.files[origin.gen_id], self.state.parents.get(origin.stage)
-        parent_id = origin.parent_gen_id
-        if parent_stage is None:
-            if parent_id is None:
-                return True
-            self.problem(rel, origin.gen_id, f"a {origin.stage} has no parent stage, but parent_gen_id is {parent_id!r}")
+        """The fold's parent rule, with the data root's own gens counted as existing.
+
+        A parent whose metadata.json has problems already has them reported: its children
+        are left out without a second, misleading "does not exist".
+        """
+        if origin.parent_gen_id in self.broken:
             return False
-        if parent_id is None:
-            self.problem(rel, origin.gen_id, f"a {origin.stage} needs a parent_gen_id (a {parent_stage})")
-            return False
-        known = self.origins.get(parent_id) or self.state.generations.get(parent_id)
-        if known is None:
-            self.problem(rel, origin.gen_id, f"parent {parent_id} does not exist (no metadata.json, not in the ledger)")
-            return False
-        if known.stage != parent_stage:
-            self.problem(rel, origin.gen_id, f"parent {parent_id} is a {known.stage}, not a {parent_stage}")
-            return False
-        return True
+        def stage_of(gen_id: str) -> str | None:
+            known = self.origins.get(gen_id) or self.state.generations.get(gen_id)
+            return None if known is None else known.stage
+
+        rule = self.state.parent_rule(origin.stage, origin.parent_gen_id, stage_of)
+        if rule is not None:
+            self.problem(self.files[origin.gen_id], origin.gen_id, rule)
+        return rule is None
 
     def _same_as_ledger(self, origin: Origin) -> bool:
         existing = self.state.generations.get(origin.gen_id)
@@ -452,14 +451,11 @@ def plan_import(state: State, data_root: str | Path, progress: ProgressFn | None
         plan.events = renames + opens + gens + syncs
         sealed_hits: dict[str, list[str]] = defaultdict(list)
         for ev in gens + [_sync_event(s) for s in plan.stale]:
-            cohort = state.cohorts.get(ev["data"]["cohort_id"])
-            if cohort is not None and cohort.sealed_seq is not None:
-                sealed_hits[cohort.cohort_id].append(ev["data"]["gen_id"])
+            if state.writable_rule(ev["data"]["cohort_id"]) is not None:
+                sealed_hits[ev["data"]["cohort_id"]].append(ev["data"]["gen_id"])
         for cohort_id, gen_ids in sealed_hits.items():
-            seal = state.cohorts[cohort_id].sealed_seq
             for gen_id in gen_ids:
-                reader.problem("", gen_id, f"cohort {cohort_id} is sealed (seq {seal}): the source differs from the "
-                               "ledger there and import would change it")
+                reader.problem("", gen_id, f"{state.writable_rule(cohort_id)}; the source differs from the ledger there")
     plan.problems = sorted_problems(reader.problems)
     if plan.problems:
         plan.events = []

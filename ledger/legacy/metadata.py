@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain.events import ORIGIN_FIELDS
 from ..domain.ids import coerce_replicate
 
 #: keys that name the origin cohort, old and new (both present: they must agree)
@@ -26,6 +27,9 @@ LEGACY_TEMPLATE_KEYS: dict[str, tuple[str, ...]] = {
     "evaluation": ("evaluation_template",),
 }
 MODES = ("llm", "copy")
+#: deepest nesting a metadata.json may have: the pipeline's files are 3 deep (`usage`, `files`);
+#: the limit keeps every reader and export's rewrite far from Python's recursion limit
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +48,7 @@ class Origin:
 
     def as_metadata(self) -> dict[str, Any]:
         """The same dict `Generation.metadata()` gives, so the two compare directly."""
-        return {"stage": self.stage, "gen_id": self.gen_id, "cohort_id": self.cohort_id,
-                "template_id": self.template_id, "combo_id": self.combo_id,
-                "llm_model_id": self.llm_model_id, "parent_gen_id": self.parent_gen_id,
-                "replicate": self.replicate, "mode": self.mode}
+        return {f: getattr(self, f) for f in ORIGIN_FIELDS}
 
 
 def origin_keys_for(key_names: tuple[str, ...]) -> tuple[str, ...]:
@@ -93,8 +94,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
     The pipeline writes UTF-8; any other encoding (UTF-16 would otherwise be auto-detected by
     `json.loads`) is refused here, so import and export accept exactly the same files. A key
-    repeated in any object, and nesting deeper than the parser's recursion limit, are refused
-    too. Raises ValueError with a one-line reason.
+    repeated in any object, and nesting deeper than MAX_DEPTH, are refused too. Raises ValueError
+    with a one-line reason.
     """
     try:
         text = raw.decode("utf-8")
@@ -107,10 +108,24 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     except _DuplicateKey as exc:
         raise ValueError(f"duplicate key {exc.args[0]!r} (which one counts would be a guess)") from None
     except RecursionError:
-        raise ValueError("nested too deeply to read") from None
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(doc, dict):
         raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    if _depth(doc) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     return doc
+
+
+def _depth(doc: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion (a scalar is 0)."""
+    deepest, todo = 0, [(doc, 1)]
+    while todo:
+        value, level = todo.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            todo.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _text(doc: dict[str, Any], key: str, problems: list[str]) -> str | None:

@@ -1,13 +1,22 @@
 """State checkpoints: a folded `State` saved at a batch boundary, so readers resume there.
 
 A checkpoint is only a cache of the log, never its source of truth. Its header names the
-batch boundary it was taken at (seq, chain hash, byte offset, `at`); it is used only when
-the log line ending at that offset is event `seq` with that hash, closing a batch, in a
-ledger with the same id. Anything else -- another ledger's file, a log that was cut or
-rewritten, an unreadable body -- makes it silently ignored, and the reader replays.
+batch boundary it was taken at (seq, chain hash, the store's cursor, `at`); it is used only
+when the store confirms that boundary (`LogStore.is_boundary`: event `seq` with that hash,
+closing a batch) in a ledger with the same id, and when its `mac` -- an HMAC-SHA256 of the
+header fields and the body under the store's checkpoint key (`LogStore.checkpoint_key`: for
+a directory `checkpoint.key` beside `ledger.json`, not in `checkpoints/`) -- holds. Anything
+else -- another ledger's file, a log that was cut or rewritten, a body edited or forged
+without the key, an unreadable body -- makes it silently ignored, and the reader replays.
+So write access to `checkpoints/` alone can slow readers down, never change what they see.
+`CheckpointAudit` is the other half: a replay from seq 1 compares every checkpoint it
+passes with the state it folded (`verify --checkpoints`, `build --full`), which also
+catches a checkpoint forged by someone holding the key. Both checks live here, apart from
+how the body encodes the state.
 
-File layout (`checkpoints/state-<seq, 12 digits>.ckpt`): one JSON header line, then one
-orjson document with the state. Generations are stored column-wise, low-cardinality
+Layout (the local directory stores it as `checkpoints/state-<seq, 12 digits>.ckpt`,
+docs/FORMAT.md §7; other stores keep the same bytes under their own key): one JSON header
+line, then one orjson document with the state. Generations are stored column-wise, low-cardinality
 columns as (values, codes), because rebuilding a million `Generation` objects from flat
 lists is what dominates load time; `event_ids` and member maps are plain JSON objects,
 which orjson turns back into dicts at C speed.
@@ -15,38 +24,29 @@ which orjson turns back into dicts at C speed.
 
 from __future__ import annotations
 
-import os
+import hashlib
+import hmac
 from operator import attrgetter, itemgetter
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import orjson
 
 from ..domain.config import LedgerConfig
-from ..errors import CorruptLogError
-from .fsio import atomic_write
 from .perf import paused_gc
-from .scan import Position, check_line
+from .scan import Position
+from .store import LogStore
 from ..domain.state import Cohort, Generation, State
 
 FORMAT = "cohort-ledger-checkpoint"
-VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
-PREFIX, SUFFIX = "state-", ".ckpt"
+VERSION = 2
 #: checkpoints kept after writing a new one (the newest ones)
 KEEP = 3
-#: how far back from a checkpoint's offset we look for the start of its last line
-_LINE_PROBE = 1 << 16
 
 #: Generation fields stored as (distinct values, per-row codes)
 _CODED = ("stage", "origin_cohort_id", "template_id", "combo_id", "llm_model_id", "mode")
 #: Generation fields stored as plain lists
 _PLAIN = ("gen_id", "parent_gen_id", "replicate", "created_seq", "materialized_seq")
 _FIELDS = tuple(f for f in Generation.__dataclass_fields__)
-
-
-def checkpoint_dir(ledger_dir: Path) -> Path:
-    return ledger_dir / CHECKPOINT_DIR
 
 
 # -- state <-> bytes ------------------------------------------------------------------
@@ -95,113 +95,131 @@ def state_from_bytes(config: LedgerConfig, body: bytes, position: Position) -> S
     return state
 
 
-# -- files ------------------------------------------------------------------------------
-def _header(config: LedgerConfig, pos: Position) -> bytes:
-    return orjson.dumps({"format": FORMAT, "version": VERSION, "ledger_id": config.ledger_id,
-                         "seq": pos.seq, "hash": pos.hash, "offset": pos.offset, "at": pos.at}) + b"\n"
+# -- stored checkpoints -------------------------------------------------------------------
+def _mac(key: bytes, header: dict[str, Any], body: bytes) -> str:
+    """HMAC-SHA256 over the header's fields (without `mac`) and the body. A store without a
+    key gets the same construction under the empty key: a digest that catches damage only."""
+    fields = orjson.dumps({k: v for k, v in header.items() if k != "mac"}, option=orjson.OPT_SORT_KEYS)
+    return hmac.new(key, fields + b"\n" + body, hashlib.sha256).hexdigest()
 
 
-def write_checkpoint(ledger_dir: Path, config: LedgerConfig, state: State, pos: Position, keep: int = KEEP) -> Path:
+def _header(key: bytes, config: LedgerConfig, pos: Position, body: bytes) -> bytes:
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "ledger_id": config.ledger_id,
+                           "seq": pos.seq, "hash": pos.hash, "offset": pos.cursor, "at": pos.at}
+    return orjson.dumps({**doc, "mac": _mac(key, doc, body)}) + b"\n"
+
+
+def write_checkpoint(store: LogStore, config: LedgerConfig, state: State, pos: Position, keep: int = KEEP) -> None:
     """Save `state`, folded exactly up to the batch boundary `pos`; prune all but the newest `keep`."""
     if (state.seq, state.hash) != (pos.seq, pos.hash):
         raise ValueError(f"state at seq {state.seq} is not at the checkpoint position seq {pos.seq}")
-    folder = checkpoint_dir(ledger_dir)
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{PREFIX}{pos.seq:012d}{SUFFIX}"
+    key = store.checkpoint_key(create=True) or b""
     with paused_gc():
         body = state_to_bytes(state)
-    atomic_write(path, _header(config, pos) + body)
-    for old in list_checkpoints(ledger_dir)[keep:]:
-        try:
-            old.unlink()
-        except FileNotFoundError:
-            pass  # a concurrent build pruned it first
-    return path
+    store.write_checkpoint(pos.seq, _header(key, config, pos, body) + body)
+    for old in store.checkpoints()[keep:]:
+        store.delete_checkpoint(old)
 
 
-def list_checkpoints(ledger_dir: Path) -> list[Path]:
-    """Checkpoint files, newest (highest seq) first."""
+def _read_header(line: bytes, config: LedgerConfig) -> tuple[Position, dict[str, Any]] | None:
+    """The position a checkpoint claims and its header, if the header is ours and for this ledger."""
     try:
-        names = os.listdir(checkpoint_dir(ledger_dir))
-    except FileNotFoundError:
-        return []
-    found = [n for n in names if n.startswith(PREFIX) and n.endswith(SUFFIX) and n[len(PREFIX):-len(SUFFIX)].isdigit()]
-    return [checkpoint_dir(ledger_dir) / n for n in sorted(found, reverse=True)]
-
-
-def _read_header(path: Path, config: LedgerConfig) -> Position | None:
-    """The position a checkpoint file claims, if its header is ours and for this ledger."""
-    try:
-        with open(path, "rb") as f:
-            doc = orjson.loads(f.readline(1 << 12))
-    except (OSError, orjson.JSONDecodeError):
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
         return None
     if not (isinstance(doc, dict) and doc.get("format") == FORMAT and doc.get("version") == VERSION
-            and doc.get("ledger_id") == config.ledger_id):
+            and doc.get("ledger_id") == config.ledger_id and isinstance(doc.get("mac"), str)):
         return None
     try:
-        return Position(int(doc["seq"]), str(doc["hash"]), int(doc["offset"]), str(doc["at"]))
+        cursor = doc["offset"]  # the store's cursor; the key keeps the v1 header byte-for-byte
+        if not isinstance(cursor, (int, str)) or isinstance(cursor, bool):
+            return None
+        return Position(int(doc["seq"]), str(doc["hash"]), cursor, str(doc["at"])), doc
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def position_matches(log_path: Path, pos: Position) -> bool:
-    """Is `pos` a batch boundary of this log: the line ending at `pos.offset` is event
-    `pos.seq`, hashing to `pos.hash`, closing its batch, committed at `pos.at`?"""
-    if pos.seq < 1 or pos.offset < 1:
-        return False
-    try:
-        with open(log_path, "rb") as f:
-            if os.fstat(f.fileno()).st_size < pos.offset:
-                return False
-            start = max(0, pos.offset - _LINE_PROBE)
-            while True:
-                f.seek(start)
-                chunk = f.read(pos.offset - start)
-                if not chunk.endswith(b"\n"):
-                    return False
-                cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
-                if cut >= 0 or start == 0:
-                    break
-                start = max(0, start - _LINE_PROBE * 16)
-    except OSError:
-        return False
-    line = chunk[cut + 1 : -1]
-    try:
-        obj = orjson.loads(line)
-        if not isinstance(obj, dict) or not isinstance(obj.get("prev"), str):
-            return False
-        check_line(line, pos.seq, obj["prev"])
-    except (orjson.JSONDecodeError, CorruptLogError):
-        return False
-    txn = obj.get("txn")
-    return (obj["hash"] == pos.hash and obj.get("at") == pos.at and isinstance(txn, list) and len(txn) == 2
-            and isinstance(txn[0], int) and isinstance(txn[1], int) and txn[0] + txn[1] - 1 == pos.seq)
+def _open(data: bytes, config: LedgerConfig, key: bytes) -> tuple[Position, bytes] | None:
+    """(position, body) of a stored checkpoint whose header is ours and whose mac holds; else None."""
+    line, _, body = data.partition(b"\n")
+    found = _read_header(line, config)
+    if found is None or not hmac.compare_digest(_mac(key, found[1], body), found[1]["mac"]):
+        return None
+    return found[0], body
 
 
-def load_latest(ledger_dir: Path, config: LedgerConfig, log_path: Path,
-                max_seq: int | None = None) -> tuple[State, Position] | None:
-    """The newest checkpoint (at or before `max_seq`) that matches the log, loaded; else None."""
-    for path in list_checkpoints(ledger_dir):
-        if max_seq is not None and _file_seq(path) > max_seq:
+def load_latest(store: LogStore, config: LedgerConfig, max_seq: int | None = None) -> tuple[State, Position] | None:
+    """The newest checkpoint (at or before `max_seq`) that matches the log and its mac, loaded; else None."""
+    key = store.checkpoint_key(create=False) or b""
+    for seq in store.checkpoints():
+        if max_seq is not None and seq > max_seq:
             continue
-        pos = _read_header(path, config)
-        if pos is None or pos.seq != _file_seq(path) or not position_matches(log_path, pos):
+        data = store.read_checkpoint(seq)
+        opened = None if data is None else _open(data, config, key)
+        if opened is None:
+            continue
+        pos, body = opened
+        if pos.seq != seq or not store.is_boundary(pos):
             continue
         try:
-            body = path.read_bytes().partition(b"\n")[2]
             with paused_gc():
                 return state_from_bytes(config, body, pos), pos
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
             continue
     return None
 
 
-def _file_seq(path: Path) -> int:
-    return int(path.name[len(PREFIX):-len(SUFFIX)])
+class CheckpointAudit:
+    """Compares each checkpoint with the state a replay from seq 1 folded at its seq.
+
+    Call it at every batch boundary of the replay (`replay(..., on_boundary=audit)`), then
+    `finish(last_seq)`; `problems` then names every checkpoint that is not exactly the
+    replayed state (forged, damaged, or not at a batch boundary of this log). It only reads.
+    """
+
+    def __init__(self, store: LogStore, config: LedgerConfig) -> None:
+        self.store = store
+        self.config = config
+        self.key = store.checkpoint_key(create=False) or b""
+        self.pending = set(store.checkpoints())
+        self.problems: list[str] = []
+
+    def _name(self, seq: int) -> str:
+        return f"the checkpoint at seq {seq} ({self.store.checkpoint_name(seq)})"
+
+    def __call__(self, state: State, pos: Position) -> None:
+        if pos.seq not in self.pending:
+            return
+        self.pending.discard(pos.seq)
+        data = self.store.read_checkpoint(pos.seq)
+        if data is None:
+            return  # pruned by a concurrent build meanwhile
+        problem = self._compare(data, state, pos)
+        if problem is not None:
+            self.problems.append(f"{self._name(pos.seq)} {problem}")
+
+    def _compare(self, data: bytes, state: State, pos: Position) -> str | None:
+        line = data.partition(b"\n")[0]
+        if _read_header(line, self.config) is None:
+            return "has no valid header for this ledger"
+        opened = _open(data, self.config, self.key)
+        if opened is None:
+            return "fails its mac (edited, forged, or made with another key)"
+        if opened[0] != pos:
+            return f"names a position the log does not have at seq {pos.seq}"
+        with paused_gc():
+            if opened[1] != state_to_bytes(state):
+                return f"disagrees with the state replayed from seq 1 at seq {pos.seq}"
+        return None
+
+    def finish(self, last_seq: int) -> None:
+        """Name checkpoints at or before `last_seq` that the replay never reached as a batch end."""
+        for seq in sorted(self.pending):
+            if seq <= last_seq and self.store.read_checkpoint(seq) is not None:
+                self.problems.append(f"{self._name(seq)} is not at a batch boundary of the log")
 
 
-def latest_seq(ledger_dir: Path) -> int:
-    """Seq of the newest checkpoint file (valid or not); 0 when there is none."""
-    paths = list_checkpoints(ledger_dir)
-    return _file_seq(paths[0]) if paths else 0
+def latest_seq(store: LogStore) -> int:
+    """Seq of the newest checkpoint (valid or not); 0 when there is none."""
+    seqs = store.checkpoints()
+    return seqs[0] if seqs else 0

@@ -21,24 +21,17 @@ from typing import Any
 import orjson
 
 from .scan import LogScanner, Position, Tail
+from .store import count_events
 
 #: below this many bytes a fork costs more than the second core saves
 MIN_BYTES = 32 << 20
 
 
-def count_events(scanner: LogScanner) -> int:
-    """Drive a scanner to its end (verifying every line); return the events it committed."""
-    n = 0
-    for _ in scanner.events():
-        n += 1
-    return n
-
-
 def middle_boundary(path: Path, start: Position, size: int) -> Position | None:
-    """The batch boundary at or after the middle of [start.offset, size), as the next line claims it."""
+    """The batch boundary at or after the middle of [start.cursor, size), as the next line claims it."""
     try:
         with open(path, "rb") as f:
-            f.seek((start.offset + size) // 2)
+            f.seek((start.cursor + size) // 2)
             f.readline()  # the rest of a line cut by the seek
             obj = orjson.loads(f.readline())
             first, count = obj["txn"]
@@ -62,7 +55,7 @@ def _scan_to_pipe(path: Path, start: Position, fd: int) -> None:
         scanner = LogScanner(path, start)
         events = count_events(scanner)
         end, tail = scanner.end, scanner.tail
-        out: dict[str, Any] = {"end": [end.seq, end.hash, end.offset, end.at], "events": events,
+        out: dict[str, Any] = {"end": [end.seq, end.hash, end.cursor, end.at], "events": events,
                                "tail": [tail.bytes, tail.lines]}
     except Exception:  # any failure: the parent falls back to the sequential scan
         out = {"failed": True}
@@ -78,7 +71,7 @@ def verify_split(path: Path, start: Position) -> tuple[Position, int, Tail] | No
         size = os.stat(path).st_size
     except OSError:
         return None
-    if size - start.offset < MIN_BYTES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
+    if size - start.cursor < MIN_BYTES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
         return None
     boundary = middle_boundary(path, start, size)
     if boundary is None or boundary.seq <= start.seq:
@@ -106,7 +99,7 @@ def verify_split(path: Path, start: Position) -> tuple[Position, int, Tail] | No
         second = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if "failed" in second or (first.end.seq, first.end.hash, first.end.offset) != (boundary.seq, boundary.hash, boundary.offset):
+    if "failed" in second or (first.end.seq, first.end.hash, first.end.cursor) != (boundary.seq, boundary.hash, boundary.cursor):
         return None
     end = Position(*second["end"])
     return end, events + second["events"], Tail(*second["tail"])

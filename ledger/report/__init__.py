@@ -18,8 +18,7 @@ from ..app.service import Ledger
 from ..cohorts.composition import Composition, compose
 from ..cohorts.timeline import scan
 from ..errors import InvalidInputError
-from ..app.service import CONFIG_FILE, LOCK_FILE, LOG_FILE
-from ..log.checkpoint import CHECKPOINT_DIR
+from ..log.file_store import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, LOG_FILE, FileLogStore
 from ..log.fsio import atomic_write_many
 from ..log.perf import paused_gc
 from . import content, html, markdown
@@ -72,11 +71,12 @@ def write_report(ledger: Ledger, cohort_ids: Iterable[str] = (), html_path: str 
 def _check_target(ledger: Ledger, target: Path) -> None:
     """Refuse a report file that would replace one of the ledger's own, or has nowhere to go."""
     path = target.resolve()
-    own = ledger.path.resolve()
-    if path.parent == own and (path.name in (CONFIG_FILE, LOCK_FILE) or path.name.startswith(LOG_FILE)):
-        raise InvalidInputError(f"{target} is one of the ledger's own files; write the report elsewhere")
-    if path.is_relative_to(own / CHECKPOINT_DIR):
-        raise InvalidInputError(f"{target} is inside the ledger's {CHECKPOINT_DIR}; write the report elsewhere")
+    if isinstance(ledger.store, FileLogStore):  # an object store's ledger has no local files to clobber
+        own = ledger.store.path.resolve()
+        if path.parent == own and (path.name in (CONFIG_FILE, LOCK_FILE) or path.name.startswith(LOG_FILE)):
+            raise InvalidInputError(f"{target} is one of the ledger's own files; write the report elsewhere")
+        if path.is_relative_to(own / CHECKPOINT_DIR):
+            raise InvalidInputError(f"{target} is inside the ledger's {CHECKPOINT_DIR}; write the report elsewhere")
     if path.is_dir():
         raise InvalidInputError(f"{target} is a directory, not a file")
     if not path.parent.is_dir():
