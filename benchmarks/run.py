@@ -28,7 +28,7 @@ import orjson
 from ledger import Ledger
 from ledger.log.codec import genesis_prev
 from ledger.domain.events import normalize_batch
-from ledger.log.parallel import count_events
+from ledger.log.store import count_events
 from ledger.log.perf import paused_gc
 from ledger.log.scan import LogScanner, Position
 

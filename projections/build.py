@@ -15,18 +15,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import InvalidInputError, Ledger, State
-from ledger.app.replay import Progress, parse_as_of, replay
+from ledger import InvalidInputError, Ledger, LedgerEnvironmentError, State
+from ledger.app.replay import Progress, check_checkpoints, parse_as_of, replay
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
-from ledger.log.location import Where
+from ledger.log.location import Where, is_url
+from ledger.log.object_store import ObjectLogStore
+from ledger.log.store import LogStore
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
 from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
+from .object_out import out_location, replace_objects
 
 DEFAULT_OUT = "projections"
 #: a build writes a checkpoint when it is this many events past the newest one
@@ -48,6 +51,8 @@ class BuildReport:
     events_folded: int
     #: seq of the checkpoint this build wrote (None: none written)
     checkpoint_written: int | None
+    #: what went wrong without failing the build (a checkpoint that could not be saved)
+    warnings: list[str]
     #: the out dir already held the projection of the log's end: nothing was folded or written
     up_to_date: bool = False
 
@@ -75,15 +80,26 @@ def render(state: State) -> dict[str, bytes]:
     return files
 
 
+def _default_out(store: LogStore) -> str | Path:
+    """`<ledger>/projections`: beside the log in a directory, under the prefix in an object store."""
+    if isinstance(store, FileLogStore):
+        return store.path / DEFAULT_OUT
+    if isinstance(store, ObjectLogStore):
+        return f"{store.location}/{DEFAULT_OUT}"
+    raise InvalidInputError(f"{store.location} keeps no files: give --out")
+
+
 def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
           as_of: int | str | datetime | None = None, full: bool = False, *,
           checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None,
           lock_timeout: float = LOCK_TIMEOUT) -> BuildReport:
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
-    RFC 3339 time) into `out_dir` (default `<ledger>/projections/` for a ledger directory).
+    RFC 3339 time) into `out_dir`, a directory or an object-store URL (default
+    `<ledger>/projections`, in the ledger's directory or under its prefix).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
-    `full` replays from seq 1 instead of the newest valid checkpoint. After a build of the
+    `full` replays from seq 1 instead of the newest valid checkpoint, and refuses (CheckFailed,
+    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build of the
     whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
     saved. `progress(done, total)` is called after each folded batch, in the store's unit
     (bytes of events.jsonl for a directory). Builds into one out dir take turns; one waits
@@ -91,29 +107,35 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     """
     ledger = Ledger.open(ledger_path)
     local = ledger.store.path if isinstance(ledger.store, FileLogStore) else None
-    if out_dir is not None:
-        out = Path(out_dir)
-    elif local is not None:
-        out = local / DEFAULT_OUT
-    else:
-        raise InvalidInputError(f"{ledger.store.location} is not a local directory: give --out")
-    if local is not None:
+    if out_dir is None:
+        out_dir = _default_out(ledger.store)
+    remote = out_location(out_dir, ledger.store) if isinstance(out_dir, str) and is_url(out_dir) else None
+    out = Path(out_dir)
+    if local is not None and remote is None:
         check_out_dir(local, out)
     target = parse_as_of(as_of)
-    if target is None and not full:  # nothing appended since the last build into `out`: no replay
+    if target is None and not full and remote is None:  # nothing appended since the last build into `out`
         end = ledger.store.end()
         files = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
         if end is not None and files is not None:
-            return BuildReport(end.seq, end.hash, str(out), [], files, [], None, 0, None, up_to_date=True)
+            return BuildReport(end.seq, end.hash, str(out), [], files, [], None, 0, None, [], up_to_date=True)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
-        folded = replay(ledger.store, ledger.config, target, use_checkpoints=not full, progress=progress)
+        if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
+            folded = check_checkpoints(ledger.store, ledger.config, target, progress)
+        else:
+            folded = replay(ledger.store, ledger.config, target, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        changes = replace_files(out, render(state), state.seq, chain_hash, about(state), lock_timeout)
-        saved = None
+        files, facts = render(state), about(state)
+        changes = (replace_objects(remote, files, state.seq, chain_hash, facts) if remote is not None
+                   else replace_files(out, files, state.seq, chain_hash, facts, lock_timeout))
+        saved, warnings = None, []
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):
-            write_checkpoint(ledger.store, ledger.config, state, folded.position)
-            saved = state.seq
-    return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
-                       folded.checkpoint_seq, folded.events, saved)
+            try:  # the projection is the product; a checkpoint only speeds up the next build
+                write_checkpoint(ledger.store, ledger.config, state, folded.position)
+                saved = state.seq
+            except LedgerEnvironmentError as exc:
+                warnings.append(f"no checkpoint saved ({exc}); the next build replays more")
+    return BuildReport(state.seq, chain_hash, remote or str(out), changes.written, changes.unchanged, changes.removed,
+                       folded.checkpoint_seq, folded.events, saved, warnings)

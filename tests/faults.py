@@ -13,6 +13,8 @@ holds the ledger to every one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import random
 import re
@@ -41,6 +43,21 @@ _EVENT_ID = re.compile(r"^(?P<tag>[A-Za-z0-9]+)-(?P<i>\d+)-of-(?P<n>\d+)$")
 
 
 # -- bytes on disk --------------------------------------------------------------------
+def rewrite_checkpoint(ledger: Path, path: Path, edit: Callable[[dict[str, Any]], None], with_key: bool = True) -> None:
+    """Edit a checkpoint's body; `with_key`: re-seal it (its mac) as someone holding the
+    ledger's checkpoint.key could. Written from docs/reliability.md's description of the mac."""
+    header_line, _, body = path.read_bytes().partition(b"\n")
+    doc = orjson.loads(body)
+    edit(doc)
+    body = orjson.dumps(doc)
+    header = orjson.loads(header_line)
+    if with_key:
+        fields = orjson.dumps({k: v for k, v in header.items() if k != "mac"}, option=orjson.OPT_SORT_KEYS)
+        key = (ledger / "checkpoint.key").read_bytes()
+        header["mac"] = hmac.new(key, fields + b"\n" + body, hashlib.sha256).hexdigest()
+    path.write_bytes(orjson.dumps(header) + b"\n" + body)
+
+
 def log_bytes(ledger: Path) -> bytes:
     return (ledger / LOG).read_bytes()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 from conftest import created
+from faults import rewrite_checkpoint
 
 from ledger import Ledger
 from ledger.log.checkpoint import KEEP, load_latest, state_to_bytes
@@ -23,21 +24,14 @@ def _grow(ledger: Ledger, n: int, prefix: str) -> None:
     ledger.append([{**created("A", "draft", f"{prefix}{i}"), "id": f"id-{prefix}{i}"} for i in range(n)])
 
 
-def _rewrite_body(path: Path, edit) -> None:
-    header, _, body = path.read_bytes().partition(b"\n")
-    doc = orjson.loads(body)
-    edit(doc)
-    path.write_bytes(header + b"\n" + orjson.dumps(doc))
-
-
 def test_ledger_open_resumes_from_the_checkpoint_with_event_ids(ledger: Ledger) -> None:
     _grow(ledger, 3, "d")
     build(ledger.path, checkpoint_every=1)
     (ckpt,) = list_checkpoints(ledger.path)
-    # Make the checkpoint's state recognisable: a cohort the log never names.
-    _rewrite_body(ckpt, lambda doc: doc["cohorts"].append(
+    # Make the checkpoint's state recognisable: a cohort the log never names (re-sealed with the key).
+    rewrite_checkpoint(ledger.path, ckpt, lambda doc: doc["cohorts"].append(
         {"cohort_id": "from-checkpoint", "opened_seq": None, "description": None, "spec": None,
-         "sealed_seq": None, "had_members": False, "members": {}}))
+         "sealed_seq": None, "members": {}}))
     reopened = Ledger.open(ledger.path)
     assert "from-checkpoint" in reopened.state.cohorts
     assert reopened.head == ledger.head

@@ -31,6 +31,9 @@ def test_demo_tells_the_story_and_leaves_a_consistent_ledger(tmp_path: Path) -> 
     assert out.rstrip().splitlines()[-2] == f"Done. Report: {page}"  # the last thing the demo tells
     assert page.read_bytes().startswith(b"<!DOCTYPE html>") and (tmp_path / "one" / "report.md").exists()
     assert "skipped 8 evaluations" in out and "refused: cohort cohort-a is sealed" in out
+    # tamper evidence: a rewritten copy verifies, and only the pin kept outside refuses it
+    assert "pin kept OUTSIDE the ledger" in out and "still verifies" in out and "the pin refuses it" in out
+    assert run_cli("verify", ledger=tmp_path / "one" / "rewritten-copy").returncode == 0
 
     led = tmp_path / "one" / "ledger"
     assert run_cli("verify", ledger=led).returncode == 0

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REFERENCE
-from ledger.domain.ids import (GEN_ID_PREFIX, SIGNATURE_FIELDS, coerce_replicate, free_gen_id, gen_id, is_identifier,
-                               signature_key, signature_text)
+from ledger.domain.ids import (GEN_ID_PREFIX, SIGNATURE_FIELDS, coerce_replicate, collision_gen_id, free_gen_id, gen_id,
+                               is_identifier, signature_key, signature_text)
 
 GENS = REFERENCE / "data" / "gens"
 
@@ -66,16 +66,16 @@ def test_replicate_as_the_pipeline_reads_it() -> None:
 def test_collision_suffix() -> None:
     """Collision k hashes `<signature>|collision:<k>` and appends `-<k>`: a valid identifier."""
     sig = {"parent_gen_id": "d_1", "template_id": "t", "replicate": 1}
-    first = gen_id("essay", collision=1, **sig)
+    first = collision_gen_id("essay", 1, **sig)
     body, suffix = first.rsplit("-", 1)
     digest = hashlib.blake2b(b"d_1|t|1|collision:1", digest_size=10).digest()
     assert suffix == "1" and int(body[2:], 36) == int.from_bytes(digest, "big") and is_identifier(first)
-    assert gen_id("essay", collision=0, **sig) == gen_id("essay", **sig)
+    assert collision_gen_id("essay", 0, **sig) == gen_id("essay", **sig)
     taken = {gen_id("essay", **sig), first}
-    assert free_gen_id("essay", taken, **sig) == gen_id("essay", collision=2, **sig)
+    assert free_gen_id("essay", taken, **sig) == collision_gen_id("essay", 2, **sig)
     assert free_gen_id("essay", set(), **sig) == gen_id("essay", **sig)
     with pytest.raises(ValueError):
-        gen_id("essay", collision=-1, **sig)
+        collision_gen_id("essay", -1, **sig)
 
 
 text = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=30)

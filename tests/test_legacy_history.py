@@ -23,7 +23,7 @@ from conftest import REFERENCE, run_cli
 from legacy_root import SourceGen, write_root
 
 from ledger.cohorts.scope import CohortScope
-from ledger.ids import gen_id
+from ledger.ids import collision_gen_id, gen_id
 
 
 def lineage(origin: str, combo: str, draft_tpl: str, essay_tpl: str, model: str, judges: tuple[str, ...],
@@ -214,9 +214,9 @@ def test_missing_metadata_fields_come_from_agreeing_wide_rows(tmp_path: Path) ->
 
 def test_collision_suffixed_ids_import(tmp_path: Path) -> None:
     """The pipeline names a colliding id `<id>-<k>`: such gens import and build like any other."""
-    d = SourceGen("draft", gen_id("draft", combo_id="c", template_id="t", llm_model_id="m", replicate=1, collision=1),
+    d = SourceGen("draft", collision_gen_id("draft", 1, combo_id="c", template_id="t", llm_model_id="m", replicate=1),
                   "A", "t", combo="c", model="m")
-    e = SourceGen("essay", gen_id("essay", parent_gen_id=d.gen_id, template_id="t", replicate=1, collision=2),
+    e = SourceGen("essay", collision_gen_id("essay", 2, parent_gen_id=d.gen_id, template_id="t", replicate=1),
                   "A", "t", parent=d.gen_id, model="m")
     assert d.gen_id.endswith("-1") and e.gen_id.endswith("-2")
     write_root(tmp_path / "data", [d, e], {"A": [d.gen_id, e.gen_id]}, {"A": "wide-8"})

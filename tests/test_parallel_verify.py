@@ -8,7 +8,8 @@ import pytest
 
 from ledger import CorruptLogError, Ledger
 from ledger.log import parallel
-from ledger.log.parallel import count_events, verify_split
+from ledger.log.parallel import verify_split
+from ledger.log.store import count_events
 from ledger.log.scan import LogScanner
 
 from conftest import created

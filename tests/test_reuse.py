@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import created, jsonl, run_cli
 from ledger import ConflictError, InvalidInputError, Ledger, LedgerConfig, State
-from ledger.domain.ids import gen_id
+from ledger.domain.ids import collision_gen_id, gen_id
 from ledger.cohorts.reuse import Wanted, apply_plan, plan_and_apply, plan_reuse, read_wanted
 
 ORIGINS = ("A", "B", "C", "T")
@@ -225,5 +225,5 @@ def test_an_id_held_by_another_signature_gets_the_collision_suffix() -> None:
     state = fold(base_events() + [evaluation("A", squatter, SIGS[0], 5)])
     plan = plan_reuse(state, "T", "evaluation", [Wanted(sig, 2)])
     assert [(c.gen_id, c.replicate) for c in plan.create] == [
-        (gen_id("evaluation", collision=1, **sig, replicate=1), 1), (gen_id("evaluation", **sig, replicate=2), 2)]
+        (collision_gen_id("evaluation", 1, **sig, replicate=1), 1), (gen_id("evaluation", **sig, replicate=2), 2)]
     assert plan.create[0].gen_id.endswith("-1") and plan.create[0].gen_id not in state.generations

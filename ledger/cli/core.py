@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, BinaryIO, Iterator
 
 import click
@@ -10,6 +12,8 @@ import orjson
 from ..domain.config import parse_parents
 from ..errors import CheckFailed, EventRejected
 from ..domain.events import RecordedEvent
+from ..app.pins import check_pins, parse_pin
+from ..app.replay import check_checkpoints
 from ..app.service import Ledger
 from .common import cli, emit_json, emit_json_list, json_option, ledger_path, open_ledger
 
@@ -22,17 +26,19 @@ def init(stages: str, parents: str | None, as_json: bool) -> None:
     """Create a new ledger."""
     stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
     ledger = Ledger.init(ledger_path(), stages=stage_list, parents=parse_parents(parents) if parents else None)
-    info = {"ledger": str(ledger.path), "ledger_id": ledger.config.ledger_id,
+    info = {"ledger": ledger.store.location, "ledger_id": ledger.config.ledger_id,
             "stages": list(ledger.config.stages), "parents": ledger.config.parents}
     if as_json:
         emit_json(info)
     else:
-        click.echo(f"created ledger {ledger.path} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
+        click.echo(f"created ledger {ledger.store.location} ({ledger.config.ledger_id}), stages {', '.join(ledger.config.stages)}")
 
 
 #: Longest input line `append` accepts: far above any real event. A longer line is refused
 #: after reading MAX_LINE_BYTES + 1 bytes of it, so a hostile input cannot exhaust memory.
 MAX_LINE_BYTES = 1 << 20
+#: a run of digits long enough to be an integer outside signed 64 bits (or inside a string)
+_LONG_NUMBER = re.compile(rb"[0-9]{19,}")
 
 
 def read_batch(stream: BinaryIO) -> list[Any]:
@@ -47,9 +53,12 @@ def read_batch(stream: BinaryIO) -> list[Any]:
         if not line.strip():
             raise EventRejected(i, "empty line")
         try:
-            batch.append(orjson.loads(line))
+            obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise EventRejected(i, f"not valid JSON ({exc})") from None
+        if _LONG_NUMBER.search(line):  # orjson reads an integer beyond 64 bits as a float: keep it exact
+            obj = json.loads(line)  # so validation refuses it instead of committing a float
+        batch.append(obj)
     return batch
 
 
@@ -104,10 +113,22 @@ def log(from_seq: int, types: tuple[str, ...], cohort: str | None, as_json: bool
 
 @cli.command()
 @click.option("--expect-head", default=None, help="Fail (exit 1) unless the head hash is this.")
+@click.option("--expect", "expects", multiple=True, metavar="SEQ:HASH",
+              help="Fail (exit 1) unless event SEQ still has this hash (repeatable). Keep pins outside the ledger.")
+@click.option("--checkpoints", is_flag=True,
+              help="Also replay from seq 1 and compare every checkpoint with the replayed state.")
 @json_option
-def verify(expect_head: str | None, as_json: bool) -> None:
-    """Check the whole hash chain; print the head seq and hash."""
-    report = open_ledger().verify()
+def verify(expect_head: str | None, expects: tuple[str, ...], checkpoints: bool, as_json: bool) -> None:
+    """Check the whole hash chain; print the head seq and hash.
+
+    Example: cohort-ledger verify --expect "1200:$PINNED_HASH" --checkpoints
+    """
+    pins = [parse_pin(text) for text in expects]
+    ledger = open_ledger()
+    report = ledger.verify()
+    check_pins(ledger, pins)
+    if checkpoints:
+        check_checkpoints(ledger.store, ledger.config)
     info = {"ok": True, "seq": report.head.seq, "hash": report.head.hash, "events": report.events,
             "tail_bytes": report.tail.bytes, "tail_lines": report.tail.lines}
     if expect_head is not None and expect_head.lower() != report.head.hash:

@@ -3,7 +3,8 @@
 It plays what a real deployment does over weeks, in a few seconds: a pipeline run records
 cohort A through the hook API; cohort B is planned with skip-existing reuse and only runs
 what is missing; an operator removes a bad evaluation, rolls out the origin-key rename,
-seals A; the projections are built and the chain verified; B's history is told back, and
+seals A; the projections are built and the chain verified, and a rewritten copy of the log
+shows why tamper evidence needs a pin kept outside the ledger; B's history is told back, and
 the audit report page on both cohorts is written.
 Everything but the timestamps (and so the hashes) is deterministic.
 
@@ -16,19 +17,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 from ..cohorts.admin import rename_key, seal_cohort
-from ..errors import EventRejected
+from ..app.pins import Pin, check_pins
+from ..errors import CheckFailed, EventRejected
+from ..log.codec import encode_line, genesis_prev
 from ..cohorts.history import HistoryEntry, cohort_history
 from ..cohorts.hooks import PipelineRecorder
 from ..domain.ids import gen_id
 from ..cohorts.reuse import ReusePlan, Wanted, plan_and_apply
 from ..cohorts.scope import CohortScope
 from ..app.service import Head, Ledger
+from ..log.file_store import LOG_FILE
 
 Say = Callable[[str], None]
 OPERATOR = {"actor": "ops-oncall", "source": "demo"}
@@ -217,8 +222,10 @@ def run_demo(directory: str | Path, say: Say = print) -> DemoResult:
         "overall): the removed evaluation is out of B's averages, the reused ones count without having been re-run.")
 
     report = ledger.verify()
-    say(f"10. Verified the chain: {report.events} events intact, head seq {report.head.seq} hash {report.head.hash} "
-        "(pin this hash elsewhere; `verify --expect-head` checks it later).")
+    pin = Pin(report.head.seq, report.head.hash)
+    say(f"10. Verified the chain: {report.events} events intact, head seq {report.head.seq} hash {report.head.hash}. "
+        f"Tamper evidence needs that pin kept OUTSIDE the ledger: `verify --expect {pin.seq}:{pin.hash}` checks it "
+        "however far the log grows. " + _show_a_rewrite(ledger, directory / "rewritten-copy", pin))
 
     history = summarize_history(list(cohort_history(ledger, B)))
     say(f"11. History of {B} (`cohort-ledger history {B}` has every event):")
@@ -228,11 +235,32 @@ def run_demo(directory: str | Path, say: Say = print) -> DemoResult:
     from ..report import write_report  # matplotlib: only when the report is written
 
     page, md = directory / "report.html", directory / "report.md"
-    written = write_report(ledger, [A, B], page, md)
-    say(f"12. Wrote the audit report on {A} and {B} as of seq {written.seq}: composition over time, reuse flows, "
+    written = write_report(ledger, [B, A], page, md)
+    say(f"12. Wrote the audit report on {B} and {A} as of seq {written.seq}: composition over time, reuse flows, "
         f"coverage, the removal and its reason, the timeline, the pin, and the overlap of the two cohorts "
-        f"(`cohort-ledger report {A} {B} --html ...`). It opens offline in any browser:\n    {page.resolve()}")
+        f"(`cohort-ledger report {B} {A} --html ...`). It opens offline in any browser:\n    {page.resolve()}")
     return DemoResult(ledger.path, out, report.head, members, history, page, md)
+
+
+def _show_a_rewrite(ledger: Ledger, copy: Path, pin: Pin) -> str:
+    """Rewrite a copy of the log without its removal, recomputing every hash as anyone with
+    write access could: the copy's chain verifies, and only the pin tells it apart."""
+    shutil.copytree(ledger.path, copy, ignore=shutil.ignore_patterns("checkpoint*", "projections"))
+    events = [e for e in ledger.read() if e.type != "generation.removed"]
+    prev, lines = genesis_prev(ledger.config.ledger_id), []
+    for seq, ev in enumerate(events, start=1):
+        line, prev = encode_line({**ev.model_dump(exclude={"hash"}), "seq": seq, "prev": prev, "txn": [seq, 1]})
+        lines.append(line)
+    (copy / LOG_FILE).write_bytes(b"".join(lines))
+    forged = Ledger.open(copy)
+    events_ok = forged.verify().events
+    try:
+        check_pins(forged, [pin])
+        verdict = "the pin still matched (unexpected)"
+    except CheckFailed as exc:
+        verdict = f"the pin refuses it: {exc}"
+    return (f"A copy rewritten without the removal ({copy.name}/) still verifies ({events_ok} events, a valid "
+            f"chain); {verdict}.")
 
 
 def _origin_columns(out: Path) -> list[str]:

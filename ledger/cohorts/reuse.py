@@ -6,7 +6,7 @@ gens from the allowed origins are reused, lowest replicate first, so two operato
 the same wanted list reuse the same gens; whatever is still missing is created under the
 smallest replicate numbers no existing gen of the signature uses (allowed origin or not), so
 a new deterministic id can never collide with an old gen; an id that a gen of another
-signature already holds gets the pipeline's collision suffix (`gen_id(collision=k)`, `-k`).
+signature already holds gets the pipeline's collision suffix (`collision_gen_id`, `-k`).
 
 A plan is a pure function of a state and remembers the seq it was made at. Applying it is
 one batch appended with `expected_seq` = that seq: if anyone appended in between, the plan
@@ -140,8 +140,8 @@ def plan_reuse(state: State, cohort_id: str, stage: str, wanted: Iterable[Wanted
                 by_key.setdefault(signature_key(stage, sig), []).append(gen)
 
     seen: set[tuple[str, ...]] = set()
-    planned: dict[str, None] = {}  # ids this plan creates
-    taken = ChainMap(planned, state.generations)  # type: ignore[arg-type]
+    planned: dict[str, Any] = {}  # ids this plan creates
+    taken: ChainMap[str, Any] = ChainMap(planned, state.generations)
     plans = []
     for w in wanted:
         try:

@@ -95,17 +95,25 @@ def signature_text(stage: str, signature: Mapping[str, object]) -> str:
     return "|".join(_normalized(stage, name, signature) for name in _signature_fields(stage))
 
 
-def gen_id(stage: str, *, collision: int = 0, **signature: object) -> str:
+def gen_id(stage: str, **signature: object) -> str:
     """Deterministic gen id, byte-compatible with the pipeline's own ids.
 
     prefix + base36 of the big-endian integer of a 10-byte blake2b digest of the signature.
     Text fields are stripped and lower-cased and must not be blank; `replicate` may be an
-    int-like string such as `"2"` (`coerce_replicate`). When an id is already taken by a gen
-    of another signature, the pipeline retries with `collision` = 1, 2, ...: the hashed text
-    gets `|collision:<k>` appended and the id the suffix `-<k>` (so `d_…-1` is a gen id too).
+    int-like string such as `"2"` (`coerce_replicate`). An id already taken by a gen of
+    another signature is resolved by `collision_gen_id`.
 
     >>> gen_id("essay", parent_gen_id="d_5ezrffv9uf3lr37d", template_id="creative-synthesis-v10", replicate="1")
     'e_sq5klak2lljyyom'
+    """
+    return collision_gen_id(stage, 0, **signature)
+
+
+def collision_gen_id(stage: str, collision: int, /, **signature: object) -> str:
+    """The id the pipeline gives a signature on its `collision`-th retry (0: `gen_id` itself).
+
+    The hashed text gets `|collision:<k>` appended and the id the suffix `-<k>`, so `d_…-1`
+    is a gen id like any other.
     """
     if isinstance(collision, bool) or not isinstance(collision, int) or collision < 0:
         raise ValueError(f"collision must be an int >= 0, got {collision!r}")
@@ -118,12 +126,12 @@ def gen_id(stage: str, *, collision: int = 0, **signature: object) -> str:
 
 
 def free_gen_id(stage: str, taken: Container[str], **signature: object) -> str:
-    """The pipeline's collision resolution: the first of `gen_id(collision=0, 1, 2, ...)` not in `taken`.
+    """The pipeline's collision resolution: the first of `collision_gen_id(stage, 0, 1, 2, ...)` not in `taken`.
 
     `taken` holds ids of gens with *other* signatures (a gen of this very signature and
     replicate is that gen, not a collision), so the result never names an existing gen.
     """
     collision = 0
-    while (candidate := gen_id(stage, collision=collision, **signature)) in taken:
+    while (candidate := collision_gen_id(stage, collision, **signature)) in taken:
         collision += 1
     return candidate

@@ -3,8 +3,16 @@
 A checkpoint is only a cache of the log, never its source of truth. Its header names the
 batch boundary it was taken at (seq, chain hash, the store's cursor, `at`); it is used only
 when the store confirms that boundary (`LogStore.is_boundary`: event `seq` with that hash,
-closing a batch) in a ledger with the same id. Anything else -- another ledger's file, a log that was cut or
-rewritten, an unreadable body -- makes it silently ignored, and the reader replays.
+closing a batch) in a ledger with the same id, and when its `mac` -- an HMAC-SHA256 of the
+header fields and the body under the store's checkpoint key (`LogStore.checkpoint_key`: for
+a directory `checkpoint.key` beside `ledger.json`, not in `checkpoints/`) -- holds. Anything
+else -- another ledger's file, a log that was cut or rewritten, a body edited or forged
+without the key, an unreadable body -- makes it silently ignored, and the reader replays.
+So write access to `checkpoints/` alone can slow readers down, never change what they see.
+`CheckpointAudit` is the other half: a replay from seq 1 compares every checkpoint it
+passes with the state it folded (`verify --checkpoints`, `build --full`), which also
+catches a checkpoint forged by someone holding the key. Both checks live here, apart from
+how the body encodes the state.
 
 Layout (the local directory stores it as `checkpoints/state-<seq, 12 digits>.ckpt`,
 docs/FORMAT.md §7; other stores keep the same bytes under their own key): one JSON header
@@ -16,6 +24,8 @@ which orjson turns back into dicts at C speed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from operator import attrgetter, itemgetter
 from typing import Any, Iterable, Sequence
 
@@ -28,7 +38,7 @@ from .store import LogStore
 from ..domain.state import Cohort, Generation, State
 
 FORMAT = "cohort-ledger-checkpoint"
-VERSION = 1
+VERSION = 2
 #: checkpoints kept after writing a new one (the newest ones)
 KEEP = 3
 
@@ -59,7 +69,7 @@ def state_to_bytes(state: State) -> bytes:
     columns.update({f: list(map(attrgetter(f), gens)) for f in _PLAIN})
     cohorts = [
         {"cohort_id": c.cohort_id, "opened_seq": c.opened_seq, "description": c.description, "spec": c.spec,
-         "sealed_seq": c.sealed_seq, "had_members": c.had_members, "members": c.members}
+         "sealed_seq": c.sealed_seq, "members": c.members}
         for c in state.cohorts.values()
     ]
     return orjson.dumps({
@@ -86,51 +96,70 @@ def state_from_bytes(config: LedgerConfig, body: bytes, position: Position) -> S
 
 
 # -- stored checkpoints -------------------------------------------------------------------
-def _header(config: LedgerConfig, pos: Position) -> bytes:
-    return orjson.dumps({"format": FORMAT, "version": VERSION, "ledger_id": config.ledger_id,
-                         "seq": pos.seq, "hash": pos.hash, "offset": pos.cursor, "at": pos.at}) + b"\n"
+def _mac(key: bytes, header: dict[str, Any], body: bytes) -> str:
+    """HMAC-SHA256 over the header's fields (without `mac`) and the body. A store without a
+    key gets the same construction under the empty key: a digest that catches damage only."""
+    fields = orjson.dumps({k: v for k, v in header.items() if k != "mac"}, option=orjson.OPT_SORT_KEYS)
+    return hmac.new(key, fields + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+def _header(key: bytes, config: LedgerConfig, pos: Position, body: bytes) -> bytes:
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "ledger_id": config.ledger_id,
+                           "seq": pos.seq, "hash": pos.hash, "offset": pos.cursor, "at": pos.at}
+    return orjson.dumps({**doc, "mac": _mac(key, doc, body)}) + b"\n"
 
 
 def write_checkpoint(store: LogStore, config: LedgerConfig, state: State, pos: Position, keep: int = KEEP) -> None:
     """Save `state`, folded exactly up to the batch boundary `pos`; prune all but the newest `keep`."""
     if (state.seq, state.hash) != (pos.seq, pos.hash):
         raise ValueError(f"state at seq {state.seq} is not at the checkpoint position seq {pos.seq}")
+    key = store.checkpoint_key(create=True) or b""
     with paused_gc():
         body = state_to_bytes(state)
-    store.write_checkpoint(pos.seq, _header(config, pos) + body)
+    store.write_checkpoint(pos.seq, _header(key, config, pos, body) + body)
     for old in store.checkpoints()[keep:]:
         store.delete_checkpoint(old)
 
 
-def _read_header(line: bytes, config: LedgerConfig) -> Position | None:
-    """The position a checkpoint claims, if its header is ours and for this ledger."""
+def _read_header(line: bytes, config: LedgerConfig) -> tuple[Position, dict[str, Any]] | None:
+    """The position a checkpoint claims and its header, if the header is ours and for this ledger."""
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     if not (isinstance(doc, dict) and doc.get("format") == FORMAT and doc.get("version") == VERSION
-            and doc.get("ledger_id") == config.ledger_id):
+            and doc.get("ledger_id") == config.ledger_id and isinstance(doc.get("mac"), str)):
         return None
     try:
         cursor = doc["offset"]  # the store's cursor; the key keeps the v1 header byte-for-byte
         if not isinstance(cursor, (int, str)) or isinstance(cursor, bool):
             return None
-        return Position(int(doc["seq"]), str(doc["hash"]), cursor, str(doc["at"]))
+        return Position(int(doc["seq"]), str(doc["hash"]), cursor, str(doc["at"])), doc
     except (KeyError, TypeError, ValueError):
         return None
 
 
+def _open(data: bytes, config: LedgerConfig, key: bytes) -> tuple[Position, bytes] | None:
+    """(position, body) of a stored checkpoint whose header is ours and whose mac holds; else None."""
+    line, _, body = data.partition(b"\n")
+    found = _read_header(line, config)
+    if found is None or not hmac.compare_digest(_mac(key, found[1], body), found[1]["mac"]):
+        return None
+    return found[0], body
+
+
 def load_latest(store: LogStore, config: LedgerConfig, max_seq: int | None = None) -> tuple[State, Position] | None:
-    """The newest checkpoint (at or before `max_seq`) that matches the log, loaded; else None."""
+    """The newest checkpoint (at or before `max_seq`) that matches the log and its mac, loaded; else None."""
+    key = store.checkpoint_key(create=False) or b""
     for seq in store.checkpoints():
         if max_seq is not None and seq > max_seq:
             continue
         data = store.read_checkpoint(seq)
-        if data is None:
+        opened = None if data is None else _open(data, config, key)
+        if opened is None:
             continue
-        head, _, body = data.partition(b"\n")
-        pos = _read_header(head, config)
-        if pos is None or pos.seq != seq or not store.is_boundary(pos):
+        pos, body = opened
+        if pos.seq != seq or not store.is_boundary(pos):
             continue
         try:
             with paused_gc():
@@ -138,6 +167,56 @@ def load_latest(store: LogStore, config: LedgerConfig, max_seq: int | None = Non
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
             continue
     return None
+
+
+class CheckpointAudit:
+    """Compares each checkpoint with the state a replay from seq 1 folded at its seq.
+
+    Call it at every batch boundary of the replay (`replay(..., on_boundary=audit)`), then
+    `finish(last_seq)`; `problems` then names every checkpoint that is not exactly the
+    replayed state (forged, damaged, or not at a batch boundary of this log). It only reads.
+    """
+
+    def __init__(self, store: LogStore, config: LedgerConfig) -> None:
+        self.store = store
+        self.config = config
+        self.key = store.checkpoint_key(create=False) or b""
+        self.pending = set(store.checkpoints())
+        self.problems: list[str] = []
+
+    def _name(self, seq: int) -> str:
+        return f"the checkpoint at seq {seq} ({self.store.checkpoint_name(seq)})"
+
+    def __call__(self, state: State, pos: Position) -> None:
+        if pos.seq not in self.pending:
+            return
+        self.pending.discard(pos.seq)
+        data = self.store.read_checkpoint(pos.seq)
+        if data is None:
+            return  # pruned by a concurrent build meanwhile
+        problem = self._compare(data, state, pos)
+        if problem is not None:
+            self.problems.append(f"{self._name(pos.seq)} {problem}")
+
+    def _compare(self, data: bytes, state: State, pos: Position) -> str | None:
+        line = data.partition(b"\n")[0]
+        if _read_header(line, self.config) is None:
+            return "has no valid header for this ledger"
+        opened = _open(data, self.config, self.key)
+        if opened is None:
+            return "fails its mac (edited, forged, or made with another key)"
+        if opened[0] != pos:
+            return f"names a position the log does not have at seq {pos.seq}"
+        with paused_gc():
+            if opened[1] != state_to_bytes(state):
+                return f"disagrees with the state replayed from seq 1 at seq {pos.seq}"
+        return None
+
+    def finish(self, last_seq: int) -> None:
+        """Name checkpoints at or before `last_seq` that the replay never reached as a batch end."""
+        for seq in sorted(self.pending):
+            if seq <= last_seq and self.store.read_checkpoint(seq) is not None:
+                self.problems.append(f"{self._name(seq)} is not at a batch boundary of the log")
 
 
 def latest_seq(store: LogStore) -> int:

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 
 from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
-from .fsio import atomic_write, environment_error, fsync_dir, write_all
+from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .parallel import verify_split
-from .scan import BatchScanner, LogScan, LogScanner, Position, Tail, closes_batch
+from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
 from .store import CutTail, LogStore
 
 CONFIG_FILE = "ledger.json"
@@ -31,8 +31,10 @@ LOCK_FILE = "events.lock"
 CHECKPOINT_DIR = "checkpoints"
 #: the writers' index (ledger/app/facts.py, docs/FORMAT.md §7.1)
 INDEX_DIR = "index"
+#: the checkpoint mac key (32 random bytes): beside ledger.json, outside checkpoints/
+KEY_FILE = "checkpoint.key"
 #: names inside a ledger directory that belong to the ledger (never a build's output)
-RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, INDEX_DIR)
+RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, INDEX_DIR)
 _CKPT_PREFIX, _CKPT_SUFFIX = "state-", ".ckpt"
 #: how far back from a boundary's offset we look for the start of its last line
 _LINE_PROBE = 1 << 16
@@ -100,23 +102,31 @@ class FileLogStore(LogStore):
             if size < start.cursor:
                 raise CorruptLogError(start.seq, f"log shrank below committed offset {start.cursor}")
             if size == start.cursor:  # nothing new: skip opening the file (every append asks this)
-                return BatchScanner((), start)
+                return NothingNew(start)
         return LogScanner(self.log_path, start, stop_after)
 
-    @contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self) -> AbstractContextManager[None]:
         """flock(events.lock), exclusive across processes; threads of this store queue on a mutex."""
-        with self._mutex:
+        return _Writing(self)
+
+    def _enter_writing(self) -> None:
+        self._mutex.acquire()
+        try:
             if self._depth == 0:
                 self._flock()
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    assert self._lock_fd is not None
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        except BaseException:
+            self._mutex.release()
+            raise
+        self._depth += 1
+
+    def _exit_writing(self) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0:
+                assert self._lock_fd is not None
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
 
     def _flock(self) -> None:
         if self._lock_fd is not None and self._lock_pid != os.getpid():
@@ -234,9 +244,50 @@ class FileLogStore(LogStore):
     def checkpoint_path(self, seq: int) -> Path:
         return self.path / CHECKPOINT_DIR / f"{_CKPT_PREFIX}{seq:012d}{_CKPT_SUFFIX}"
 
+    def checkpoint_name(self, seq: int) -> str:
+        return f"{CHECKPOINT_DIR}/{self.checkpoint_path(seq).name}"
+
     def write_checkpoint(self, seq: int, data: bytes) -> None:
-        (self.path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        try:
+            (self.path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise environment_error(exc, f"creating {self.path / CHECKPOINT_DIR}") from exc
         atomic_write(self.checkpoint_path(seq), data)
+
+    def checkpoint_key(self, create: bool) -> bytes | None:
+        """`checkpoint.key`, made on first use when `create`: written as a temp file (mode
+        0600), then published with link(2), so two builds making it at once agree on one key."""
+        path = self.path / KEY_FILE
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                return None
+        except OSError as exc:
+            if not create:
+                return None
+            raise environment_error(exc, f"reading {path}") from exc
+        try:
+            dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd, tmp = create_temp(dir_fd, KEY_FILE)
+                try:
+                    os.fchmod(fd, 0o600)
+                    write_all(fd, secrets.token_bytes(32))
+                    os.fsync(fd)
+                    os.close(fd)
+                    try:
+                        os.link(tmp, KEY_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                    except FileExistsError:
+                        pass  # another writer made it first: use theirs
+                    os.fsync(dir_fd)
+                finally:
+                    os.unlink(tmp, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
+            return path.read_bytes()
+        except OSError as exc:
+            raise environment_error(exc, f"creating {path}") from exc
 
     def checkpoints(self) -> list[int]:
         try:
@@ -259,3 +310,17 @@ class FileLogStore(LogStore):
         except FileNotFoundError:
             pass  # a concurrent build pruned it first
 
+
+class _Writing(AbstractContextManager[None]):
+    """`FileLogStore.writing()` as a plain class: entered on every append, so no generator."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: FileLogStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._enter_writing()
+
+    def __exit__(self, *exc: object) -> None:
+        self.store._exit_writing()

@@ -133,6 +133,16 @@ class LogStore(Protocol):
         ...
 
     # -- with defaults (inherited by subclasses of this protocol) --------------------------
+    def checkpoint_key(self, create: bool) -> bytes | None:
+        """The secret that checkpoint macs are made with (made on first use when `create`),
+        kept where write access to the checkpoints alone does not reach it. None: this store
+        keeps no key, and checkpoints carry a plain digest (it catches damage, not forgery)."""
+        return None
+
+    def checkpoint_name(self, seq: int) -> str:
+        """How messages name the checkpoint taken at `seq`."""
+        return f"checkpoint {seq}"
+
     def close(self) -> None:
         """Release what the store holds open (e.g. a lock file); it stays usable."""
         return None
