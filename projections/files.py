@@ -457,7 +457,7 @@ def holding(out_path: Path, seq: int, chain_hash: str, lock_timeout: float = LOC
                 return None
             for rel, digest in record["files"].items():
                 data = out.read(rel)
-                if data is None or _digest(data) != digest:
+                if data is None or sha256_hex(data) != digest:
                     return None
             return sorted(record["files"])
     finally:

@@ -38,7 +38,7 @@ def index_facts(path: Path) -> dict[str, Any]:
     try:
         return {
             "gens": sorted(db.execute("SELECT * FROM gens").fetchall()),
-            "cohorts": sorted(db.execute("SELECT cohort_id, opened_seq, sealed_seq, had_members FROM cohorts")),
+            "cohorts": sorted(db.execute("SELECT cohort_id, opened_seq, sealed_seq FROM cohorts")),
             "members": sorted(db.execute("SELECT cohort_id, gen_id, stage, seq FROM members")),
             "event_ids": sorted(db.execute("SELECT id, seq FROM event_ids")),
         }
@@ -51,7 +51,7 @@ def state_facts(state: State) -> dict[str, Any]:
     return {
         "gens": sorted((g.stage, g.gen_id, g.origin_cohort_id, g.template_id, g.combo_id, g.llm_model_id,
                         g.parent_gen_id, g.replicate, g.mode, g.created_seq, g.materialized_seq) for g in gens.values()),
-        "cohorts": sorted((c.cohort_id, c.opened_seq, c.sealed_seq, int(c.had_members)) for c in state.cohorts.values()),
+        "cohorts": sorted((c.cohort_id, c.opened_seq, c.sealed_seq) for c in state.cohorts.values()),
         "members": sorted((c.cohort_id, gid, gens[gid].stage, seq) for c in state.cohorts.values()
                           for gid, seq in c.members.items()),
         "event_ids": sorted(state.event_ids.items()),

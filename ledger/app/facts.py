@@ -34,7 +34,7 @@ from ..domain.state import Cohort, Generation, State
 from ..log.scan import Position
 
 FORMAT = "cohort-ledger-facts"
-VERSION = 1
+VERSION = 2
 #: the in-memory rows a long-lived writer keeps before starting over from the database
 CACHE_LIMIT = 200_000
 #: keys per `IN (...)` query when a batch's rows are loaded together
@@ -53,7 +53,7 @@ CREATE TABLE gens (stage TEXT NOT NULL, gen_id TEXT PRIMARY KEY, origin_cohort_i
     template_id TEXT NOT NULL, combo_id TEXT, llm_model_id TEXT, parent_gen_id TEXT, replicate INTEGER NOT NULL,
     mode TEXT, created_seq INTEGER NOT NULL, materialized_seq INTEGER) WITHOUT ROWID;
 CREATE TABLE cohorts (cohort_id TEXT PRIMARY KEY, opened_seq INTEGER, description TEXT, spec TEXT,
-    sealed_seq INTEGER, had_members INTEGER NOT NULL) WITHOUT ROWID;
+    sealed_seq INTEGER) WITHOUT ROWID;
 CREATE TABLE members (cohort_id TEXT NOT NULL, gen_id TEXT NOT NULL, stage TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (cohort_id, gen_id)) WITHOUT ROWID;
 CREATE TABLE event_ids (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
@@ -165,14 +165,14 @@ class IndexedState(State):
         return gen
 
     def _load_cohort(self, cohort_id: str) -> Cohort | None:
-        row = self._db.execute("SELECT opened_seq, description, spec, sealed_seq, had_members FROM cohorts "
+        row = self._db.execute("SELECT opened_seq, description, spec, sealed_seq FROM cohorts "
                                "WHERE cohort_id = ?", (cohort_id,)).fetchone()
         if row is None:
             return None
-        opened, description, spec, sealed, had = row
+        opened, description, spec, sealed = row
         members: _LazyMap[str, int] = _LazyMap(lambda gid: self._load_member(cohort_id, gid))
         return Cohort(cohort_id, opened, description, orjson.loads(spec) if spec is not None else None, sealed,
-                      members, bool(had))  # type: ignore[arg-type]
+                      members)  # type: ignore[arg-type]
 
     def _load_member(self, cohort_id: str, gen_id: str) -> int | None:
         row = self._db.execute("SELECT seq FROM members WHERE cohort_id = ? AND gen_id = ?",
@@ -266,7 +266,7 @@ class FactsSnapshot:
 
 
 def _position_json(pos: Position) -> str:
-    return orjson.dumps(dataclasses.asdict(pos)).decode()
+    return orjson.dumps(pos._asdict()).decode()
 
 
 def _position(text: str) -> Position | None:
@@ -425,7 +425,7 @@ class FactIndex:
             gens = state.generations
             db.executemany("INSERT INTO gens VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            (_gen_row(gens[g]) for g in sorted(gens)))
-            db.executemany("INSERT INTO cohorts VALUES (?,?,?,?,?,?)", map(_cohort_row, state.cohorts.values()))
+            db.executemany("INSERT INTO cohorts VALUES (?,?,?,?,?)", map(_cohort_row, state.cohorts.values()))
             db.executemany("INSERT INTO members VALUES (?,?,?,?)",
                            ((c.cohort_id, gid, gens[gid].stage, c.members[gid])
                             for c in sorted(state.cohorts.values(), key=lambda c: c.cohort_id)
@@ -451,7 +451,7 @@ class FactIndex:
 
 def _cohort_row(c: Cohort) -> tuple[Any, ...]:
     spec = orjson.dumps(c.spec).decode() if c.spec is not None else None
-    return (c.cohort_id, c.opened_seq, c.description, spec, c.sealed_seq, int(c.had_members))
+    return (c.cohort_id, c.opened_seq, c.description, spec, c.sealed_seq)
 
 
 def _write_changes(db: sqlite3.Connection, state: IndexedState) -> None:
@@ -485,7 +485,7 @@ def _write_changes(db: sqlite3.Connection, state: IndexedState) -> None:
             loaded: _LazyMap[str, int] = _LazyMap(lambda gid, cid=cohort.cohort_id: state._load_member(cid, gid))
             loaded.preload(dict(members))
             cohort.members = loaded  # type: ignore[assignment]
-    db.executemany("INSERT OR REPLACE INTO cohorts VALUES (?,?,?,?,?,?)", put_c)
+    db.executemany("INSERT OR REPLACE INTO cohorts VALUES (?,?,?,?,?)", put_c)
     db.executemany("DELETE FROM cohorts WHERE cohort_id = ?", drop_c)
     put_m.sort()
     db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?,?)", put_m)
