@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 from .config import LedgerConfig
 from .events import ORIGIN_FIELDS
+from .ids import is_identifier
 
 #: Manifest columns that come from origin metadata, in manifest order: the origin fields of
 #: `generation.created` but the row's identity (stage, gen_id). `cohort_id` is the logical
@@ -126,8 +127,13 @@ class State:
 
     # -- queries ----------------------------------------------------------------------
     def cohort(self, cohort_id: str) -> Cohort:
+        """The cohort, created on first mention. Its id becomes a directory name in the
+        projections, so a replayed foreign event must not smuggle in `..` or a `/`: the syntax
+        is checked here, once per cohort, instead of once per event."""
         found = self.cohorts.get(cohort_id)
         if found is None:
+            if not is_identifier(cohort_id):
+                raise DomainError(f"cohort id {cohort_id!r} is not an identifier")
             found = Cohort(cohort_id)
             self._set(self.cohorts, cohort_id, found)
         return found
@@ -253,10 +259,13 @@ class State:
         old = self.generations.get(gen_id)
         share = self._shared.setdefault
         cohort_id, template_id, llm_model_id, mode = d["cohort_id"], d["template_id"], d.get("llm_model_id"), d.get("mode")
+        replicate = d.get("replicate", 1)
+        if type(replicate) is not int or replicate < 1:
+            raise DomainError(f"replicate {replicate!r} is not an integer >= 1")
         # positional: half the cost of keywords, and this runs once per generation on every replay
         gen = Generation(share(stage, stage), gen_id, share(cohort_id, cohort_id), share(template_id, template_id),
                          d.get("combo_id"), share(llm_model_id, llm_model_id), d.get("parent_gen_id"),
-                         d.get("replicate", 1), share(mode, mode), seq)
+                         replicate, share(mode, mode), seq)
         if old is not None:
             if old.metadata() == gen.metadata():
                 return old.created_seq
