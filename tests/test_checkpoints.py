@@ -24,7 +24,7 @@ def test_ledger_open_resumes_from_the_checkpoint_with_event_ids(ledger: Ledger) 
     # Make the checkpoint's state recognisable: a cohort the log never names (re-sealed with the key).
     rewrite_checkpoint(ledger.path, ckpt, lambda doc: doc["cohorts"].append(
         {"cohort_id": "from-checkpoint", "opened_seq": None, "description": None, "spec": None,
-         "sealed_seq": None, "had_members": False, "members": {}}))
+         "sealed_seq": None, "members": {}}))
     reopened = Ledger.open(ledger.path)
     assert "from-checkpoint" in reopened.state.cohorts
     assert reopened.head == ledger.head

@@ -25,7 +25,7 @@ import orjson
 
 from ..log.codec import canonical, encode_line, genesis_prev
 from ..domain.config import LedgerConfig
-from ..errors import ConflictError, EventRejected, InvalidInputError
+from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError
 from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
 from ..log.file_store import FileLogStore
 from ..log.location import Where, open_store
@@ -110,6 +110,9 @@ class Ledger:
     def open(cls, where: Where) -> "Ledger":
         """Open an existing ledger (a directory, a URL, a LogStore). The state is loaded on first use."""
         store = open_store(where)
+        marker = store.copy_marker()
+        if marker is not None:
+            raise IncompleteCopyError(store.location, marker)
         raw = store.read_config()
         config = LedgerConfig.from_json(raw, os.path.join(store.location, "ledger.json"))
         return cls(store, config)

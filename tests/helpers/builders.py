@@ -14,7 +14,7 @@ import orjson
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference"
 
 
-def run_cli(*args: str, ledger: Path | None = None, stdin: bytes | None = None,
+def run_cli(*args: str, ledger: Path | str | None = None, stdin: bytes | None = None,
             env: dict[str, str] | None = None, timeout: float = 120,
             preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run `cohort-ledger` in a child process, as a user would (`preexec_fn`: e.g. set an rlimit)."""
