@@ -152,6 +152,16 @@ class RecordedEvent(BaseModel):
     hash: str
 
 
+#: TypedDict's functional form with names and fields computed at run time, which a type
+#: checker cannot follow (it wants literals): the classes built here are only given to pydantic
+_make_typed_dict: Any = TypedDict
+
+
+def _list_of(item: Any) -> Any:
+    """`list[item]` for an item type built at run time."""
+    return list[item]
+
+
 def _typed_dict(model: type[BaseModel]) -> Any:
     """The payload model as a pydantic-validated TypedDict: same fields, same constraints.
 
@@ -164,13 +174,14 @@ def _typed_dict(model: type[BaseModel]) -> Any:
         for constraint in info.metadata:
             annotation = Annotated[annotation, constraint]
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Data", fields)  # type: ignore[operator]
-    typed.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
+    typed = _make_typed_dict(f"{model.__name__}Data", fields)
+    typed.__pydantic_config__ = model.model_config
     return typed
 
 
 #: type -> validator of a list of that type's payloads, and the defaults to fill in
-_DATA_ADAPTERS = {name: TypeAdapter(list[_typed_dict(model)]) for name, model in PAYLOADS.items()}  # type: ignore[misc]
+_DATA_ADAPTERS: dict[str, TypeAdapter[list[dict[str, Any]]]] = {
+    name: TypeAdapter(_list_of(_typed_dict(model))) for name, model in PAYLOADS.items()}
 _DEFAULTS = {
     name: {f: info.default for f, info in model.model_fields.items() if not info.is_required() and info.default is not None}
     for name, model in PAYLOADS.items()
@@ -309,7 +320,7 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in err["loc"][1:])
-            failures.append((indexes[err["loc"][0]], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
+            failures.append((indexes[int(err["loc"][0])], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
     if failures:
         index, rule = min(failures)
         item = raw[index]
