@@ -14,7 +14,7 @@ from ledger.log.scan import Position
 from ledger.app.copy import copy_ledger
 from ledger.log.object_store import ObjectLogStore
 
-from conftest import created, event, run_cli
+from helpers.builders import created, event, run_cli
 
 
 def source(path: Path, batches: int = 6) -> Ledger:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import REFERENCE, jsonl, run_cli
+from helpers.builders import REFERENCE, jsonl, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from legacy_root import CSV_SHAPES, META_SHAPES, SourceGen, write_root
+from helpers.legacy_root import CSV_SHAPES, META_SHAPES, SourceGen, write_root
 
 from ledger import Ledger
 from ledger.legacy import LegacyProblems, apply_import, import_event_id, plan_import

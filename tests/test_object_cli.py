@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from conftest import created, event, jsonl, run_cli
+from helpers.builders import created, event, jsonl, run_cli
 
 
 def test_cli_end_to_end_on_s3(s3_url: str, s3_env: dict[str, str], tmp_path: Path) -> None:

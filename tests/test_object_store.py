@@ -15,7 +15,7 @@ from ledger.log.file_store import FileLogStore
 from ledger.log.object_store import ObjectLogStore
 from ledger.log.objects import Objects, batch_key
 
-from conftest import created, event
+from helpers.builders import created, event
 
 
 def drafts(prefix: str, n: int, ids: bool = True) -> list[dict[str, Any]]:
