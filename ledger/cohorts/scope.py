@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar, cast
 
 import orjson
 
@@ -173,7 +173,7 @@ class CohortScope:
             column = table[gen_id_column]
             kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
             mask = pc.fill_null(pc.is_in(column, value_set=pa.array(keep, type=pa.string()).cast(kind)), False)
-            return table.filter(mask)  # type: ignore[return-value]
+            return cast(T, table.filter(mask))
         pandas = sys.modules.get("pandas")
         if pandas is not None and isinstance(table, pandas.DataFrame):
             if gen_id_column not in table.columns:

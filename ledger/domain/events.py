@@ -159,6 +159,16 @@ class RecordedEvent(BaseModel):
     hash: str
 
 
+#: TypedDict's functional form with names and fields computed at run time, which a type
+#: checker cannot follow (it wants literals): the classes built here are only given to pydantic
+_make_typed_dict: Any = TypedDict
+
+
+def _list_of(item: Any) -> Any:
+    """`list[item]` for an item type built at run time."""
+    return list[item]
+
+
 def _typed_dict(model: type[BaseModel]) -> Any:
     """The payload model as a pydantic-validated TypedDict: same fields, same constraints.
 
@@ -171,15 +181,15 @@ def _typed_dict(model: type[BaseModel]) -> Any:
         for constraint in info.metadata:
             annotation = Annotated[annotation, constraint]
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Data", fields)  # type: ignore[operator]
-    typed.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
+    typed = _make_typed_dict(f"{model.__name__}Data", fields)
+    typed.__pydantic_config__ = model.model_config
     return typed
 
 
 @cache
-def _data_adapter(kind: str) -> TypeAdapter[list[Any]]:
+def _data_adapter(kind: str) -> TypeAdapter[list[dict[str, Any]]]:
     """The validator of a list of one type's payloads (used only to name a rejected event's rule)."""
-    return TypeAdapter(list[_typed_dict(PAYLOADS[kind])])  # type: ignore[misc]
+    return TypeAdapter(_list_of(_typed_dict(PAYLOADS[kind])))
 
 
 #: type -> the defaults to fill in
@@ -321,7 +331,7 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in err["loc"][1:])
-            failures.append((indexes[err["loc"][0]], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
+            failures.append((indexes[int(err["loc"][0])], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
     if failures:
         index, rule = min(failures)
         item = raw[index]
