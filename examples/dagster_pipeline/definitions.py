@@ -12,13 +12,13 @@ import dagster as dg
 
 from ledger.dagster import CohortLedgerResource, ledger_checks, projection_assets
 
-from .assets import cohort_membership, cohort_scores, draft, essay, evaluation
+from .assets import cohort_membership, cohort_overview, cohort_scores, draft, essay, evaluation
 from .llm import GenStore, StandInLLM
 
 projections = projection_assets(deps=[dg.AssetDep(cohort_membership, partition_mapping=dg.AllPartitionMapping())],
                                 group_name="cohorts")
 checks = ledger_checks(cohort_membership, projections_asset="ledger_membership")
-ASSETS = [cohort_membership, draft, essay, evaluation, cohort_scores, projections]
+ASSETS = [cohort_membership, draft, essay, evaluation, cohort_scores, projections, cohort_overview]
 
 #: one run per cohort: its membership (checks first-class: a failure stops the scores)
 cohort_job = dg.define_asset_job("cohort_job", selection=dg.AssetSelection.assets(cohort_membership, cohort_scores))
