@@ -20,9 +20,6 @@ projections = projection_assets(deps=[dg.AssetDep(cohort_membership, partition_m
 checks = ledger_checks(cohort_membership, projections_asset="ledger_membership")
 ASSETS = [cohort_membership, draft, essay, evaluation, cohort_scores, projections, cohort_overview]
 
-#: one run per cohort: its membership (checks first-class: a failure stops the scores)
-cohort_job = dg.define_asset_job("cohort_job", selection=dg.AssetSelection.assets(cohort_membership, cohort_scores))
-
 
 def resources(ledger_path: Any, data_root: Any) -> Mapping[str, Any]:
     """The example's resources over a ledger and a data root (strings, or `dg.EnvVar`s)."""
@@ -30,5 +27,5 @@ def resources(ledger_path: Any, data_root: Any) -> Mapping[str, Any]:
             "store": GenStore(root=data_root), "llm": StandInLLM(root=data_root)}
 
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=checks, jobs=[cohort_job],
+defs = dg.Definitions(assets=ASSETS, asset_checks=checks,
                       resources=resources(dg.EnvVar("COHORT_LEDGER"), dg.EnvVar("PIPELINE_DATA_ROOT")))
