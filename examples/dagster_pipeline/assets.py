@@ -4,6 +4,9 @@ Cohorts are static partitions; every gen is a dynamic partition of its stage
 (`draft_gens`, `essay_gens`, `evaluation_gens`), registered add-only by `cohort_membership`.
 A gen asset whose outputs the ledger already records returns at once: that is where
 skip-existing saves the LLM calls.
+
+No `from __future__ import annotations` here: Dagster reads the annotations of the
+decorated functions (context, config, resources) when it builds the definitions.
 """
 
 
