@@ -8,7 +8,7 @@ N ?= 100000
 EXTRAS := test,dagster,s3,report
 TRIALS ?= 200
 
-.PHONY: demo demo-dagster test bench soak clean browser
+.PHONY: demo demo-dagster test bench bench-report soak clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ $(BENCH_STAMP): $(STAMP)
 # The performance harness (not part of `make test`): figures to benchmarks/results/ and docs/benchmarks.md.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --n $(N)
+
+# The report page at scale (not part of `make test`): report of a large cohort vs a build from a checkpoint.
+bench-report: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.audit_report --n $(N)
 
 demo: $(STAMP)
 	rm -rf ledger-demo

@@ -235,10 +235,10 @@ def run_demo(directory: str | Path, say: Say = print) -> DemoResult:
     from ..report import write_report  # matplotlib: only when the report is written
 
     page, md = directory / "report.html", directory / "report.md"
-    written = write_report(ledger, [A, B], page, md)
-    say(f"12. Wrote the audit report on {A} and {B} as of seq {written.seq}: composition over time, reuse flows, "
+    written = write_report(ledger, [B, A], page, md)
+    say(f"12. Wrote the audit report on {B} and {A} as of seq {written.seq}: composition over time, reuse flows, "
         f"coverage, the removal and its reason, the timeline, the pin, and the overlap of the two cohorts "
-        f"(`cohort-ledger report {A} {B} --html ...`). It opens offline in any browser:\n    {page.resolve()}")
+        f"(`cohort-ledger report {B} {A} --html ...`). It opens offline in any browser:\n    {page.resolve()}")
     return DemoResult(ledger.path, out, report.head, members, history, page, md)
 
 

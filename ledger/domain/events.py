@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Callable, Literal, Union, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
@@ -227,6 +228,43 @@ def _check_envelope(item: Any) -> str | None:
     return None
 
 
+#: Free-form JSON payload fields (docs/FORMAT.md): their nesting depth and canonical size are
+#: capped, so every consumer (the canonical encoder, checkpoints, reports) can hold them.
+FREE_FORM_FIELDS: dict[str, tuple[str, ...]] = {"cohort.opened": ("spec",), "generation.reused": ("matched_on",)}
+MAX_FREE_FORM_DEPTH = 32
+MAX_FREE_FORM_BYTES = 64 << 10
+#: integers the log holds: signed 64-bit (docs/FORMAT.md), as most JSON readers can
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def free_form_rule(value: Any) -> str | None:
+    """Why a free-form value cannot be committed (too deep, an integer beyond signed 64 bits,
+    too large), or None. Iterative, so a hostile depth cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is int and not INT_MIN <= item <= INT_MAX:
+            return f"integer {item} is outside the signed 64-bit range"
+        if isinstance(item, (dict, list)):
+            if depth > MAX_FREE_FORM_DEPTH:
+                return f"nested deeper than {MAX_FREE_FORM_DEPTH} levels"
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:
+        return f"not encodable as JSON ({exc})"
+    return f"{size} bytes as JSON, more than {MAX_FREE_FORM_BYTES}" if size > MAX_FREE_FORM_BYTES else None
+
+
+def _check_free_form(raw: list[Any]) -> None:
+    for i, item in enumerate(raw):
+        for field in FREE_FORM_FIELDS.get(item["type"], ()):
+            value = item["data"].get(field)
+            rule = None if value is None else free_form_rule(value)
+            if rule is not None:
+                raise EventRejected(i, f"{item['type']} data.{field}: {rule}", item.get("id"))
+
+
 def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
     """Validate client envelopes {type, data, id?, by?}; return their canonical dicts.
 
@@ -238,6 +276,7 @@ def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
         _ENVELOPES.validate_python(raw)
     except ValidationError:
         _raise_first_invalid(raw)  # returns only if the rules accept what the schema did not
+    _check_free_form(raw)
     out = []
     for item in raw:
         kind, data, by = item["type"], item["data"], item.get("by")
