@@ -15,18 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import InvalidInputError, Ledger, LedgerEnvironmentError, State
+from ledger import InvalidInputError, Ledger, LedgerEnvironmentError, LogStore, ObjectLogStore, State
 from ledger.app.replay import Progress, check_checkpoints, parse_as_of, replay
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
-from ledger.log.location import Where
+from ledger.log.location import Where, is_url
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
 from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
+from .object_out import out_location, replace_objects
 
 DEFAULT_OUT = "projections"
 #: a build writes a checkpoint when it is this many events past the newest one
@@ -75,12 +76,22 @@ def render(state: State) -> dict[str, bytes]:
     return files
 
 
+def _default_out(store: LogStore) -> str | Path:
+    """`<ledger>/projections`: beside the log in a directory, under the prefix in an object store."""
+    if isinstance(store, FileLogStore):
+        return store.path / DEFAULT_OUT
+    if isinstance(store, ObjectLogStore):
+        return f"{store.location}/{DEFAULT_OUT}"
+    raise InvalidInputError(f"{store.location} keeps no files: give --out")
+
+
 def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
           as_of: int | str | datetime | None = None, full: bool = False, *,
           checkpoint_every: int = CHECKPOINT_EVERY, progress: Progress | None = None,
           lock_timeout: float = LOCK_TIMEOUT) -> BuildReport:
     """Write the projections of the committed log (or of its prefix `as_of`: a seq or an
-    RFC 3339 time) into `out_dir` (default `<ledger>/projections/` for a ledger directory).
+    RFC 3339 time) into `out_dir`, a directory or an object-store URL (default
+    `<ledger>/projections`, in the ledger's directory or under its prefix).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
     `full` replays from seq 1 instead of the newest valid checkpoint, and refuses (CheckFailed,
@@ -92,13 +103,11 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     """
     ledger = Ledger.open(ledger_path)
     local = ledger.store.path if isinstance(ledger.store, FileLogStore) else None
-    if out_dir is not None:
-        out = Path(out_dir)
-    elif local is not None:
-        out = local / DEFAULT_OUT
-    else:
-        raise InvalidInputError(f"{ledger.store.location} is not a local directory: give --out")
-    if local is not None:
+    if out_dir is None:
+        out_dir = _default_out(ledger.store)
+    remote = out_location(out_dir, ledger.store) if isinstance(out_dir, str) and is_url(out_dir) else None
+    out = Path(out_dir)
+    if local is not None and remote is None:
         check_out_dir(local, out)
     target = parse_as_of(as_of)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
@@ -108,7 +117,9 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
             folded = replay(ledger.store, ledger.config, target, progress=progress)
         state = folded.state
         chain_hash = state.hash or genesis_prev(ledger.config.ledger_id)
-        changes = replace_files(out, render(state), state.seq, chain_hash, about(state), lock_timeout)
+        files, facts = render(state), about(state)
+        changes = (replace_objects(remote, files, state.seq, chain_hash, facts) if remote is not None
+                   else replace_files(out, files, state.seq, chain_hash, facts, lock_timeout))
         saved, warnings = None, []
         if (target is None and folded.position is not None and state.seq > 0
                 and state.seq - latest_seq(ledger.store) >= checkpoint_every):
@@ -117,5 +128,5 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
                 saved = state.seq
             except LedgerEnvironmentError as exc:
                 warnings.append(f"no checkpoint saved ({exc}); the next build replays more")
-    return BuildReport(state.seq, chain_hash, str(out), changes.written, changes.unchanged, changes.removed,
+    return BuildReport(state.seq, chain_hash, remote or str(out), changes.written, changes.unchanged, changes.removed,
                        folded.checkpoint_seq, folded.events, saved, warnings)

@@ -34,7 +34,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 import orjson
 import pyarrow as pa
@@ -77,7 +77,8 @@ _PARQUET_OPTIONS: dict[str, Any] = {
 def parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **_PARQUET_OPTIONS)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,16 @@ class OutDir:
             os.close(fd)  # releases the flock
 
 
-def owned(out: OutDir) -> dict[str, Any] | None:
+class Readable(Protocol):
+    """Where a build's files are: the out dir, or an object-store prefix (object_out.py)."""
+
+    @property
+    def path(self) -> Path | str: ...
+
+    def read(self, rel: str) -> bytes | None: ...
+
+
+def owned(out: Readable) -> dict[str, Any] | None:
     """The ownership record of the last build into `out`, or None (none, or not in our format).
 
     Its `files` maps each file the build wrote (relative path) to the sha256 of its bytes. A
@@ -286,19 +296,19 @@ def owned(out: OutDir) -> dict[str, Any] | None:
     seq, chain_hash = doc.get("seq", ""), doc.get("hash", "")
     if not ((seq is None and chain_hash is None)
             or (type(seq) is int and seq >= 0 and isinstance(chain_hash, str))):
-        raise InvalidInputError(f"{out.path / OWNERSHIP_FILE} has no valid seq and hash; "
+        raise InvalidInputError(f"{out.path}/{OWNERSHIP_FILE} has no valid seq and hash; "
                                 "remove it and build again")
     doc["files"] = {f: h for f, h in doc["files"].items() if _OURS.fullmatch(f) and isinstance(h, str)}
     return doc
 
 
-def _record(seq: int | None, chain_hash: str | None, about: dict[str, Any], files: dict[str, str]) -> bytes:
+def ownership_record(seq: int | None, chain_hash: str | None, about: dict[str, Any], files: dict[str, str]) -> bytes:
     doc = {"format": FORMAT, "format_version": VERSION, "seq": seq, "hash": chain_hash, **about,
            "files": dict(sorted(files.items()))}
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _digest(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -378,7 +388,7 @@ def _remove(out: OutDir, rel: str, digest: str) -> bool:
     folder, name = _split(rel)
     data = out.read(rel)
     removed = False
-    if data is not None and _digest(data) == digest:
+    if data is not None and sha256_hex(data) == digest:
         with out.folder(folder) as fd:
             assert fd is not None
             try:
@@ -405,15 +415,25 @@ def _prune(out: OutDir, folder: str) -> None:
                     pass
 
 
+def check_names(files: Iterable[str]) -> None:
+    """Every name a build writes is one of the projection patterns (a programming error otherwise)."""
+    for rel in files:
+        if not _OURS.fullmatch(rel):
+            raise ValueError(f"{rel} is not a projection file name")
+
+
+def previous_about(previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The ABOUT_KEYS of the last record, kept while a build is under way (the union record)."""
+    return {k: previous[k] for k in ABOUT_KEYS if k in previous} if previous else {}
+
+
 def replace_files(out_path: Path, files: dict[str, bytes], seq: int, chain_hash: str,
                   about: dict[str, Any], lock_timeout: float = LOCK_TIMEOUT) -> Changes:
     """Make `out_path` hold `files` (relative path -> bytes) and nothing else of ours.
 
     `about` (keys ABOUT_KEYS) is what the files cannot say themselves; `_projection.json` records it.
     """
-    for rel in files:
-        if not _OURS.fullmatch(rel):
-            raise ValueError(f"{rel} is not a projection file name")
+    check_names(files)
     out = OutDir(out_path)
     try:
         with out.locked(lock_timeout):
@@ -427,7 +447,7 @@ def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: 
     old_record = out.read(OWNERSHIP_FILE)
     previous = owned(out)
     before: dict[str, str] = previous["files"] if previous else {}
-    digests = {rel: _digest(data) for rel, data in files.items()}
+    digests = {rel: sha256_hex(data) for rel, data in files.items()}
     for rel in sorted({OWNERSHIP_FILE, *before, *digests}):
         out.check(rel)
     _clean_leftovers(out, sorted({"", *(_split(rel)[0] for rel in {*before, *digests})}))
@@ -435,10 +455,9 @@ def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: 
     unchanged = [rel for rel in sorted(files) if rel not in written]
     union_recorded = not digests.keys() <= before.keys()
     if union_recorded:  # name every file (and so its folder) before making it: a kill leaves nothing unowned
-        _put(out, OWNERSHIP_FILE, _record(previous["seq"] if previous else None,
-                                          previous["hash"] if previous else None,
-                                          {k: previous[k] for k in ABOUT_KEYS if k in previous} if previous else {},
-                                          {**digests, **before}))
+        _put(out, OWNERSHIP_FILE, ownership_record(previous["seq"] if previous else None,
+                                                   previous["hash"] if previous else None,
+                                                   previous_about(previous), {**digests, **before}))
     try:
         staged = _stage_all(out, {rel: files[rel] for rel in written})
     except BaseException:
@@ -452,5 +471,5 @@ def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: 
         raise
     _commit_all(out, staged)
     removed = [rel for rel in sorted(before.keys() - digests.keys()) if _remove(out, rel, before[rel])]
-    _put(out, OWNERSHIP_FILE, _record(seq, chain_hash, about, digests))
+    _put(out, OWNERSHIP_FILE, ownership_record(seq, chain_hash, about, digests))
     return Changes(written, unchanged, removed)

@@ -112,6 +112,9 @@ def test_reused_gens_short_circuit_with_their_origin_and_seq(pipeline: Pipeline)
     assert sorted(g for gens in run.generated.values() for g in gens) == sorted(B_ALL - A_ALL)
     materialized = {e.data["gen_id"]: e.seq for e in pipeline.events() if e.type == "generation.materialized"}
     assert run.notes == {g: f"reused from cohort-a, materialized at seq {materialized[g]}" for g in B_ALL & A_ALL}
+    rows = {(r["stage"], r["gen_id"]): (r["action"], r["origin_cohort_id"]) for r in run.plan_rows}
+    assert rows == {**{(s, g): ("reuse", "cohort-a") for s, gens in B.items() for g in gens if g in A_ALL},
+                    **{(s, g): ("create", "cohort-b") for s, gens in B.items() for g in gens if g not in A_ALL}}
     assert run.plan == {"draft_new": 1, "draft_reused": 2, "draft_active": 3, "essay_new": 1, "essay_reused": 2,
                         "essay_active": 3, "evaluation_new": 4, "evaluation_reused": 2, "evaluation_active": 6}
 

@@ -9,6 +9,7 @@ before any ledger test could blame the ledger.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections import Counter
 
@@ -22,8 +23,6 @@ NAMES = 60
 
 
 def _race(url: str, env: dict[str, str], racer: int, start: float, out: "multiprocessing.Queue[tuple[int, list[int]]]") -> None:
-    import os
-
     os.environ.update(env)
     objects = Objects(connect(url), url)
     while time.time() < start:
@@ -83,9 +82,23 @@ def test_credentials_never_in_errors(s3_url: str, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(LedgerEnvironmentError) as info:
         objects.get("ledger.json")
     message = str(info.value)
-    assert "\n" not in message and "403" in message
-    assert "wrong-secret-value" not in message
-    import os
-
-    assert os.environ["AWS_ACCESS_KEY_ID"] not in message
+    assert message.startswith(f"reading {s3_url}/ledger.json: HTTP 403")
+    assert "\n" not in message
+    for secret in ("wrong-secret-value", os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_ENDPOINT_URL"],
+                   os.environ["AWS_ENDPOINT_URL"].split("//")[1]):
+        assert secret not in message
     assert redact("key wrong-secret-value leaked\nsecond line") == "key *** leaked"
+    assert redact("error sending request for url (http://10.1.2.3:9000/b/k), retrying") == \
+        "error sending request for url (<endpoint>), retrying"
+
+
+def test_an_unreachable_endpoint_is_an_environment_error(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    with pytest.raises(LedgerEnvironmentError) as info:
+        Objects(connect(s3_url), s3_url).get("ledger.json")
+    assert f"127.0.0.1:{port}" not in str(info.value)

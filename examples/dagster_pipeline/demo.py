@@ -37,6 +37,8 @@ class CohortRun:
 
     cohort_id: str
     plan: dict[str, Any] = field(default_factory=dict)
+    #: the rows of the plan table (one per gen reused or created)
+    plan_rows: list[dict[str, Any]] = field(default_factory=list)
     generated: dict[str, list[str]] = field(default_factory=dict)
     reused: dict[str, list[str]] = field(default_factory=dict)
     #: gen -> "reused from <origin>, materialized at seq N" for the short-circuited ones
@@ -64,8 +66,9 @@ def run_cohort(instance: dg.DagsterInstance, ledger_path: str, data_root: str, c
     out = CohortRun(cohort_id)
     result = _materialize(instance, res, [cohort_membership.key], cohort_id)
     out.checks.update(_checks(result))
-    out.plan = {k: v.value for k, v in result.asset_materializations_for_node("cohort_membership")[0].metadata.items()
-                if k.endswith(("_new", "_reused", "_active"))}
+    metadata = result.asset_materializations_for_node("cohort_membership")[0].metadata
+    out.plan = {k: v.value for k, v in metadata.items() if k.endswith(("_new", "_reused", "_active"))}
+    out.plan_rows = [dict(r.data) for r in metadata["plan"].value.records]
     out.runs += 1
     for stage in STAGES:
         out.generated[stage], out.reused[stage] = [], []

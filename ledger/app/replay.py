@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..log.checkpoint import CheckpointAudit, load_latest
-from ..log.codec import genesis_prev
+from ..log.codec import ENVELOPE_KEYS, genesis_prev
 from ..domain.config import LedgerConfig
 from ..errors import CheckFailed, CorruptLogError, InvalidInputError
 from ..domain.events import upcast
@@ -24,16 +24,38 @@ from ..log.store import LogStore
 from ..domain.state import DomainError, State
 
 
+_ENVELOPE_SIZE = len(ENVELOPE_KEYS)
+
+
 def apply_recorded(state: State, ev: dict[str, Any]) -> None:
-    """Fold one committed envelope (as a store's scan yields it) into `state`; also track its hash."""
+    """Fold one committed envelope (as a store's scan yields it) into `state`; also track its hash.
+
+    Besides the domain rules, this enforces what docs/FORMAT.md §4.4 makes readers check:
+    exactly the ten envelope keys, `at` non-decreasing and equal within a batch, ids unique,
+    a known `v`. Each check is a comparison or a dict lookup on values the fold reads anyway.
+    """
     seq = ev["seq"]
     try:
+        # the scanner read seq, prev, hash and txn; id, at, type, v and data are read here, so
+        # ten keys with `by` among them are exactly the envelope's ten
+        if len(ev) != _ENVELOPE_SIZE or "by" not in ev:
+            raise CorruptLogError(seq, f"envelope keys {sorted(ev)} are not exactly {', '.join(ENVELOPE_KEYS)}")
+        event_id, at = ev["id"], ev["at"]
+        if at != state.at:
+            if at < state.at:
+                raise CorruptLogError(seq, f"at {at} is earlier than the previous event's {state.at}")
+            if ev["txn"][0] != seq:
+                raise CorruptLogError(seq, f"at {at} differs from its batch's {state.at}")
+        if event_id in state.event_ids:
+            raise CorruptLogError(seq, f"id {event_id} was already used at seq {state.event_ids[event_id]}")
         data = upcast(ev["type"], ev["v"], ev["data"], seq)
-        done_at = state.apply(ev["type"], data, seq, ev["id"], ev["at"])
+        done_at = state.apply(ev["type"], data, seq, event_id, at)
     except DomainError as exc:
         raise CorruptLogError(seq, f"event breaks a domain rule: {exc}") from None
-    except (KeyError, TypeError) as exc:
-        raise CorruptLogError(seq, f"malformed envelope or payload ({exc!r})") from None
+    except KeyError as exc:
+        raise CorruptLogError(seq, f"malformed envelope or payload: no key {exc.args[0]!r}") from None
+    except TypeError as exc:
+        raise CorruptLogError(seq, f"malformed envelope or payload: {exc}") from None
     if done_at != seq:
         raise CorruptLogError(seq, f"event repeats the effect of seq {done_at} (writers never log a no-op)")
     state.hash = ev["hash"]
@@ -110,8 +132,8 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
 
     `as_of` seq: events 1..seq, even inside a batch (each event was valid against its
     predecessors). `as_of` time: the events with `at` <= time, which is a prefix of the log
-    because writers keep `at` monotonic; a log where a later event is again <= time after
-    one > time has no such prefix, and is refused rather than guessed at.
+    because `at` never decreases; a later event that is again <= time after one > time is
+    corruption (docs/FORMAT.md §4.4), as the fold would report it.
     A time as-of always replays from seq 1: checkpoints are indexed by seq, not time.
     `on_boundary(state, position)` is called whenever the fold reaches a batch end (a
     `CheckpointAudit` compares checkpoints there).
@@ -133,9 +155,7 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
                 else:
                     past = ev
             elif moment is not None and _event_time(ev) <= moment:
-                raise InvalidInputError(
-                    f"the log is not in time order around --as-of: seq {ev['seq']} (at {ev['at']}) "
-                    f"follows seq {past['seq']} (at {past['at']}); use --as-of SEQ")
+                raise CorruptLogError(ev["seq"], f"at {ev['at']} is earlier than seq {past['seq']}'s {past['at']}")
             if end is not None:
                 if state.seq == end.seq:
                     boundary = end

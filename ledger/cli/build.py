@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import click
 
@@ -14,15 +13,15 @@ _PROGRESS_MIN_BYTES = 32 << 20
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Output directory (default <ledger>/projections).")
+@click.option("--out", "out_dir", default=None,
+              help="Output directory or s3://bucket/prefix (default <ledger>/projections).")
 @click.option("--as-of", "as_of", default=None, metavar="SEQ|TIME",
               help="Build as of a seq, or an RFC 3339 time with Z or an offset.")
 @click.option("--full", is_flag=True, help="Replay from seq 1, ignoring checkpoints.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=600, show_default=True, metavar="SECONDS",
               help="How long to wait for another build into the same --out.")
 @json_option
-def build(out_dir: Path | None, as_of: str | None, full: bool, lock_timeout: float, as_json: bool) -> None:
+def build(out_dir: str | None, as_of: str | None, full: bool, lock_timeout: float, as_json: bool) -> None:
     """Write manifest.parquet, membership.parquet and cohorts/<id>/membership.csv.
 
     Example: cohort-ledger --ledger ledger build --out data/projections --as-of 1200

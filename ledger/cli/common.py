@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import click
@@ -21,17 +20,18 @@ from ..app.service import Ledger
     envvar="COHORT_LEDGER",
     default="./ledger",
     show_default=True,
-    type=click.Path(path_type=Path),
-    help="Ledger directory (env COHORT_LEDGER).",
+    help="Ledger directory, or s3://bucket/prefix (env COHORT_LEDGER; S3 endpoint and credentials "
+         "from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP).",
 )
 @click.version_option(package_name="cohort-ledger")
 @click.pass_context
-def cli(ctx: click.Context, ledger_path: Path) -> None:
+def cli(ctx: click.Context, ledger_path: str) -> None:
     """An append-only, hash-chained ledger of cohort membership."""
     ctx.obj = ledger_path
 
 
-def ledger_path() -> Path:
+def ledger_path() -> str:
+    """What --ledger names: a directory or a URL (a string: a Path would fold `s3://` to `s3:/`)."""
     return click.get_current_context().find_root().obj  # type: ignore[no-any-return]
 
 

@@ -3,36 +3,36 @@
 A pure function of one `AuditScan` (see `timeline`), so the report page and its Markdown
 twin show the same figures and a test can compare them with `history --json` and
 `diff --json`. Everything is aggregated to a size a page can hold whatever the cohort's
-size: at most `MAX_POINTS` points per composition curve, the timeline as runs of alike
-events, at most `MAX_ROWS` rows per listing (the rest counted, and `history` has them all).
+size: at most `MAX_POINTS` points per composition curve, the timeline as rows of alike
+events per author, at most `MAX_ROWS` rows per listing (the rest counted, and `history` has them all).
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
-from typing import Iterable
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 from .diff import Side, diff_scan
 from .timeline import AuditScan, CohortTimeline, NamedEvent
 
 MAX_POINTS = 240
 MAX_ROWS = 500
-#: events that change membership or the cohort itself; materializations form runs of their own
-_MEMBERSHIP = frozenset({"generation.created", "generation.reused", "generation.removed", "cohort.opened",
-                         "cohort.sealed"})
 
 
 @dataclass(frozen=True)
 class Run:
-    """Consecutive alike events naming the cohort (same type, stage, origin, reason and author)."""
+    """Alike events naming the cohort within one stretch of consecutive events by the same
+    author (`by`: a pipeline run, an operator): same type, origin and reason, any stage."""
 
     first_seq: int
     last_seq: int
     first_at: str
     last_at: str
     type: str
-    stage: str | None
+    #: events per stage (empty for cohort events)
+    stages: dict[str, int]
     origin_cohort_id: str | None
     reason: str | None
     by: tuple[tuple[str, str], ...]
@@ -113,14 +113,18 @@ def compose(result: AuditScan, cohort_ids: Iterable[str]) -> Composition:
 def _cohort(result: AuditScan, t: CohortTimeline) -> CohortComposition:
     stages = result.stages
     members = t.members_at(result.seq)
+    origins, materialized = result.origins, result.materialized
+    by_source: Counter[tuple[str, str]] = Counter()  # (stage, origin cohort) -> active members
+    done: Counter[str] = Counter()  # stage -> active members with recorded outputs
+    for gen_id in members:
+        source = origins[gen_id]
+        by_source[source] += 1
+        if gen_id in materialized:
+            done[source[0]] += 1
     flows: dict[str, dict[str, int]] = {s: {} for s in stages}
-    coverage = {s: [0, 0] for s in stages}
-    for gen_id in sorted(members):
-        stage, origin = result.origins[gen_id]
-        flows[stage][origin] = flows[stage].get(origin, 0) + 1
-        coverage[stage][1] += 1
-        coverage[stage][0] += gen_id in result.materialized
-    flows = {s: dict(sorted(f.items(), key=lambda kv: (kv[0] != t.cohort_id, kv[0]))) for s, f in flows.items()}
+    for (stage, origin), n in sorted(by_source.items(), key=lambda kv: (kv[0][1] != t.cohort_id, kv[0][1])):
+        flows[stage][origin] = n
+    coverage = {s: (done[s], sum(flows[s].values())) for s in stages}
     removals: list[Removal] = []
     reasons: dict[tuple[str, str], int] = {}
     total = 0
@@ -133,12 +137,12 @@ def _cohort(result: AuditScan, t: CohortTimeline) -> CohortComposition:
             if len(removals) < MAX_ROWS:
                 removals.append(Removal(ev.seq, ev.at, ev.stage, ev.gen_id, result.origins[ev.gen_id][1], reason,
                                         tuple(sorted(ev.by.items()))))
-    runs = _runs(result, t.events)
+    runs, runs_total = _runs(result, t.events)
     last = t.events[-1].counts if t.events else (0,) * len(stages)
     return CohortComposition(
         t.cohort_id, t.description, t.opened_seq, t.sealed_seq, t.sealed_reason, len(t.events),
         dict(zip(stages, last)), _series(t.events, len(stages), result.seq, result.at), flows,
-        {s: (c[0], c[1]) for s, c in coverage.items()}, reasons, removals, total, runs[:MAX_ROWS], len(runs))
+        coverage, reasons, removals, total, runs, runs_total)
 
 
 def _series(events: list[NamedEvent], n_stages: int, end_seq: int, end_at: str) -> list[tuple[int, str, tuple[int, ...]]]:
@@ -162,20 +166,27 @@ def _series(events: list[NamedEvent], n_stages: int, end_seq: int, end_at: str) 
     return [start, *points, *tail]
 
 
-def _runs(result: AuditScan, events: list[NamedEvent]) -> list[Run]:
-    """Alike consecutive events folded into runs. Materializations are runs of their own, so a
-    pipeline that records each gen's outputs right after creating it still gives two runs."""
-    runs: list[Run] = []
-    open_run: dict[bool, int] = {}  # membership events or not -> index of the run still open
+def _runs(result: AuditScan, events: list[NamedEvent]) -> tuple[list[Run], int]:
+    """The timeline's rows (the first MAX_ROWS) and how many there are.
+
+    Events are cut into stretches of consecutive events by the same author; within a stretch,
+    events of the same type, origin and reason make one row whatever their stage, so a
+    pipeline run that interleaves stages and materializations is a handful of rows, not one
+    per event."""
+    rows: list[list[Any]] = []  # Run fields, mutable while the stretch is open
+    stretch_by: dict[str, str] | None = None
+    open_rows: dict[tuple[str, str | None, str | None], list[Any]] = {}
     for ev in events:
+        if ev.by != stretch_by:
+            stretch_by, open_rows = ev.by, {}
         origin = result.origins[ev.gen_id][1] if ev.type == "generation.reused" and ev.gen_id is not None else None
-        by = tuple(sorted(ev.by.items()))
-        group = ev.type in _MEMBERSHIP
-        i = open_run.get(group)
-        if i is not None and (runs[i].type, runs[i].stage, runs[i].origin_cohort_id, runs[i].reason, runs[i].by) == (
-                ev.type, ev.stage, origin, ev.reason, by):
-            runs[i] = replace(runs[i], last_seq=ev.seq, last_at=ev.at, events=runs[i].events + 1, counts=ev.counts)
-        else:
-            open_run[group] = len(runs)
-            runs.append(Run(ev.seq, ev.seq, ev.at, ev.at, ev.type, ev.stage, origin, ev.reason, by, 1, ev.counts))
-    return runs
+        key = (ev.type, origin, ev.reason)
+        row = open_rows.get(key)
+        if row is None:
+            row = open_rows[key] = [ev.seq, ev.seq, ev.at, ev.at, ev.type, {}, origin, ev.reason,
+                                    tuple(sorted(ev.by.items())), 0, ev.counts]
+            rows.append(row)
+        row[1], row[3], row[9], row[10] = ev.seq, ev.at, row[9] + 1, ev.counts
+        if ev.stage is not None:
+            row[5][ev.stage] = row[5].get(ev.stage, 0) + 1
+    return [Run(*row) for row in rows[:MAX_ROWS]], len(rows)

@@ -17,6 +17,7 @@ from typing import Any
 from ..app.replay import parse_as_of
 from ..app.service import Ledger
 from ..errors import InvalidInputError
+from ..log.perf import paused_gc
 from .timeline import AuditScan, scan
 
 
@@ -94,8 +95,9 @@ def diff(ledger: Ledger, a: Point | str, b: Point | str) -> CohortDiff:
     seqs = [p.at for p in (pa, pb) if isinstance(p.at, int)]
     times = [p.at for p in (pa, pb) if isinstance(p.at, datetime)]
     # the whole log, even for two seqs: a cohort is known if any committed event names it
-    result = scan(ledger, {pa.cohort_id, pb.cohort_id}, points=seqs, times=times)
-    return diff_scan(result, _side(result, pa), _side(result, pb))
+    with paused_gc():  # millions of live objects, none in a cycle: collection passes only cost
+        result = scan(ledger, {pa.cohort_id, pb.cohort_id}, points=seqs, times=times)
+        return diff_scan(result, _side(result, pa), _side(result, pb))
 
 
 def _side(result: AuditScan, point: Point) -> Side:

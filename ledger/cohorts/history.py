@@ -12,9 +12,8 @@ from typing import Any, Iterator
 
 from ..errors import InvalidInputError
 from ..app.service import Ledger
+from .timeline import MEMBERSHIP_DELTA
 
-#: events that add (+1) or remove (-1) a member of the cohort they name
-_MEMBERSHIP_DELTA = {"generation.created": 1, "generation.reused": 1, "generation.removed": -1}
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,8 @@ def cohort_history(ledger: Ledger, cohort_id: str) -> Iterator[HistoryEntry]:
             continue
         gen_id = ev.data.get("gen_id")
         stage = ev.data.get("stage")
-        delta = _MEMBERSHIP_DELTA.get(ev.type, 0)
-        if delta:
+        delta = MEMBERSHIP_DELTA.get(ev.type, 0)
+        if delta and stage is not None:
             counts[stage] += delta
         gen = state.generations.get(gen_id) if gen_id is not None else None
         yield HistoryEntry(

@@ -39,10 +39,11 @@ def hook_event_id(run_id: str, event_type: str, cohort_id: str, gen_id: str) -> 
 class PipelineRecorder:
     """Records one pipeline run's membership events; every method is safe to retry."""
 
-    def __init__(self, ledger_path: str | os.PathLike[str], run_id: str, actor: str | None = None, *,
+    def __init__(self, ledger_path: str | os.PathLike[str] | Ledger, run_id: str, actor: str | None = None, *,
                  asset_key: str | None = None, partition_key: str | None = None) -> None:
-        """`asset_key` and `partition_key` (an orchestrator's step) go into every event's `by`."""
-        self.ledger = Ledger.open(ledger_path)
+        """`ledger_path` may be an open Ledger (a process's steps then share one fold).
+        `asset_key` and `partition_key` (an orchestrator's step) go into every event's `by`."""
+        self.ledger = ledger_path if isinstance(ledger_path, Ledger) else Ledger.open(ledger_path)
         self.run_id = run_id
         extra = {"actor": actor, "asset_key": asset_key, "partition_key": partition_key}
         self.by = {"run_id": run_id, "source": SOURCE, **{k: v for k, v in extra.items() if v}}

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar, cast
 
 import orjson
 
@@ -28,6 +28,7 @@ from ..errors import InvalidInputError
 from ..domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, PROJECTION_INFO_FILE
 from ..domain.state import GENERATION_ATTR, METADATA_KEYS, State
 from ..app.service import Ledger
+from ..log.location import is_url
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -118,7 +119,10 @@ class CohortScope:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "CohortScope":
-        """A ledger directory (has ledger.json) or a projection directory (has membership.parquet)."""
+        """A ledger directory (has ledger.json), a ledger URL (`s3://bucket/prefix`), or a
+        projection directory (has membership.parquet)."""
+        if isinstance(path, str) and is_url(path):
+            return cls.from_ledger(path)
         p = Path(path)
         if (p / MEMBERSHIP).is_file() and not (p / "ledger.json").is_file():
             return cls.from_projection(p)
@@ -173,7 +177,7 @@ class CohortScope:
             column = table[gen_id_column]
             kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
             mask = pc.fill_null(pc.is_in(column, value_set=pa.array(keep, type=pa.string()).cast(kind)), False)
-            return table.filter(mask)  # type: ignore[return-value]
+            return cast(T, table.filter(mask))
         pandas = sys.modules.get("pandas")
         if pandas is not None and isinstance(table, pandas.DataFrame):
             if gen_id_column not in table.columns:

@@ -16,17 +16,24 @@ contradicts that is reported as corruption at its seq, as a replay would.
 
 from __future__ import annotations
 
+import os
+import pickle
+import signal
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from ..app.replay import parse_as_of
 from ..app.service import Ledger
-from ..domain.events import upcast
+from ..domain.events import CURRENT_VERSION, upcast
 from ..errors import CorruptLogError, InvalidInputError
 from ..log.codec import genesis_prev
+from ..log.parallel import middle_boundary
 from ..log.perf import paused_gc
-from ..log.scan import Position
+from ..log.file_store import FileLogStore
+from ..log.scan import LogScan, LogScanner, Position
 
 #: events that add (+1) or remove (-1) a member of the cohort they name
 MEMBERSHIP_DELTA = {"generation.created": 1, "generation.reused": 1, "generation.removed": -1}
@@ -95,9 +102,6 @@ class AuditScan:
     seq: int
     hash: str
     at: str
-    #: the end of the committed log when the scan read it all (else None) and the tail after it
-    head: Position | None
-    tail_bytes: int
     #: gen_id -> (stage, origin cohort); gen_id -> seq of its first generation.materialized
     origins: dict[str, tuple[str, str]]
     materialized: dict[str, int]
@@ -116,115 +120,202 @@ class AuditScan:
         return self.cohorts[cohort_id]
 
 
+#: below this many log bytes a second process costs more than the second core saves
+PARALLEL_MIN_BYTES = 32 << 20
+
+#: one event naming a chosen cohort, as collected: seq, at, type, stage, gen_id, reason, by, description
+Raw = tuple[int, str, str, str | None, str | None, str | None, dict[str, str], str | None]
+
+
+@dataclass(slots=True)
+class _Collected:
+    """What a stretch of the log contributes to a scan; picklable, so a forked child can send it."""
+
+    seq: int
+    hash: str
+    at: str
+    origins: dict[str, tuple[str, str]]
+    materialized: dict[str, int]
+    #: chosen cohort (every cohort when none is chosen) -> the events naming it, in order
+    named: dict[str, list[Raw]]
+    point_hash: dict[int, tuple[str, str]]
+
+
 def scan(ledger: Ledger, cohort_ids: Iterable[str] | None, until: int | datetime | None = None,
          points: Iterable[int] = (), times: Iterable[datetime] = (), keep_events: bool = False) -> AuditScan:
     """Read and verify the committed log from seq 1 to `until` (a seq, a time, or the end).
 
-    `cohort_ids` None: every cohort. `points`: seqs whose hash and `at` to remember; `times`: instants to resolve to the last
-    seq at or before them (the as-of TIME rule of docs/FORMAT.md: a prefix of the log, and a
-    log whose times are not in order around one is refused). `keep_events` keeps each
-    chosen cohort's events (with running counts) for a timeline.
+    `cohort_ids` None: every cohort. `points`: seqs whose hash and `at` to remember; `times`:
+    instants to resolve to the last seq at or before them (the as-of TIME rule of
+    docs/FORMAT.md: a prefix of the log, and a log whose times are not in order around one is
+    refused). `keep_events` keeps each chosen cohort's events (with running counts) for a
+    timeline. A long log without times is read on two cores (see `_two_halves`).
     """
     config = ledger.config
-    stage_index = {s: i for i, s in enumerate(config.stages)}
-    every = cohort_ids is None
-    wanted = {c: CohortTimeline(c) for c in cohort_ids or ()}
+    wanted = None if cohort_ids is None else set(cohort_ids)
     max_seq = until if isinstance(until, int) else None
     moment = until if isinstance(until, datetime) else None
     moments = sorted(set(times) | ({moment} if moment is not None else set()))
-    time_seq = {t: 0 for t in moments}
-    time_hash: dict[datetime, tuple[str, str]] = {}
-    passed: dict[datetime, int] = {}  # instants already passed -> the first seq after them
     want_points = set(points)
-    point_hash: dict[int, tuple[str, str]] = {}
-    origins: dict[str, tuple[str, str]] = {}
-    materialized: dict[str, int] = {}
-    known: set[str] = set()
-    counts = {c: [0] * len(config.stages) for c in wanted}
-    zeros = [0] * len(config.stages)
     genesis = Position(0, genesis_prev(config.ledger_id), 0)
-    scanner = ledger.store.scan(genesis, stop_after=max_seq)
-    seq, chain, at = 0, genesis.hash, ""
-    stopped = False
+    time_seq: dict[datetime, int] = {}
     with paused_gc():
-        for ev, _end in scanner.events():
-            ev_seq = ev["seq"]
-            if max_seq is not None and ev_seq > max_seq:
-                stopped = True
-                break
-            if moments:
-                ev_time = _event_time(ev)
-                for t in moments:
-                    if ev_time <= t:
-                        if t in passed:
-                            raise InvalidInputError(
-                                f"events.jsonl is not in time order around {t.isoformat()}: seq {ev_seq} "
-                                f"(at {ev['at']}) follows seq {passed[t]}; use a seq instead")
-                        time_seq[t] = ev_seq
-                        time_hash[t] = (ev["hash"], ev["at"])
-                    elif t not in passed:
-                        passed[t] = ev_seq
-                if moment is not None and moment in passed:
-                    stopped = True
-                    continue  # read on only to check the time order; nothing after is folded
-            etype = ev["type"]
-            data = upcast(etype, ev["v"], ev["data"], ev_seq)
-            seq, chain, at = ev_seq, ev["hash"], ev["at"]
-            if ev_seq in want_points:
-                point_hash[ev_seq] = (chain, at)
-            cohort_id = data.get("cohort_id")
-            if etype == "generation.created":
-                origins[data["gen_id"]] = (data["stage"], data["cohort_id"])
-            elif etype == "generation.materialized":
-                materialized.setdefault(data["gen_id"], ev_seq)
-            if cohort_id is None:
-                continue
-            known.add(cohort_id)
-            timeline = wanted.get(cohort_id)
-            if timeline is None and every:
-                timeline = wanted[cohort_id] = CohortTimeline(cohort_id)
-                counts[cohort_id] = zeros.copy()
-            if timeline is not None:
-                _record(timeline, etype, data, ev, counts[cohort_id], stage_index, keep_events)
-    if max_seq is not None and seq < max_seq:
-        raise InvalidInputError(f"seq {max_seq} is beyond the last committed seq {seq}")
-    missing = want_points - set(point_hash) - {0}
-    if missing:
-        raise InvalidInputError(f"seq {max(missing)} is beyond the last committed seq {seq}")
-    point_hash[0] = (genesis.hash, "")
-    point_hash.update((time_seq[t], time_hash[t]) for t in time_hash)
-    return AuditScan(config.stages, seq, chain, at, None if stopped else scanner.end,
-                     0 if stopped else scanner.tail.bytes, origins, materialized, wanted, known,
-                     point_hash, time_seq)
+        store = ledger.store
+        got = None
+        if not moments and isinstance(store, FileLogStore):
+            got = _two_halves(store.log_path, genesis, wanted, want_points, max_seq)
+        if got is None:
+            got = _collect(store.scan(genesis, stop_after=max_seq), genesis, wanted, want_points, max_seq, moments,
+                           moment, time_seq)
+        if max_seq is not None and got.seq < max_seq:
+            raise InvalidInputError(f"seq {max_seq} is beyond the last committed seq {got.seq}")
+        missing = want_points - set(got.point_hash) - {0}
+        if missing:
+            raise InvalidInputError(f"seq {max(missing)} is beyond the last committed seq {got.seq}")
+        got.point_hash[0] = (genesis.hash, "")
+        cohorts = {c: CohortTimeline(c) for c in (wanted if wanted is not None else got.named)}
+        for cohort_id, events in got.named.items():
+            _fold(cohorts[cohort_id], events, {s: i for i, s in enumerate(config.stages)}, keep_events)
+    return AuditScan(config.stages, got.seq, got.hash, got.at, got.origins, got.materialized, cohorts,
+                     set(got.named), got.point_hash, time_seq)
 
 
-def _record(timeline: CohortTimeline, etype: str, data: dict[str, Any], ev: dict[str, Any], counts: list[int],
-            stage_index: dict[str, int], keep_events: bool) -> None:
-    """Fold one event naming a chosen cohort into its timeline."""
-    seq = ev["seq"]
-    gen_id = data.get("gen_id")
-    stage = data.get("stage")
-    delta = MEMBERSHIP_DELTA.get(etype, 0)
-    if delta:
-        assert gen_id is not None and stage is not None  # membership events always name both (schema)
-        stints = timeline.stints.setdefault(gen_id, [])
-        active = bool(stints) and stints[-1][1] is None
-        if delta > 0:
-            if active:
-                raise CorruptLogError(seq, f"{etype} of {gen_id}, already a member of {timeline.cohort_id}")
-            stints.append([seq, None])
-        else:
-            if not active:
-                raise CorruptLogError(seq, f"{etype} of {gen_id}, not a member of {timeline.cohort_id}")
-            stints[-1][1] = seq
-        counts[stage_index[stage]] += delta
-    elif etype == "cohort.opened":
-        timeline.opened_seq, timeline.description = seq, data.get("description")
-    elif etype == "cohort.sealed":
-        timeline.sealed_seq, timeline.sealed_reason = seq, data.get("reason")
-    if keep_events:
-        timeline.events.append(NamedEvent(seq, ev["at"], etype, stage, gen_id, data.get("reason"),
-                                          dict(ev.get("by") or {}), tuple(counts)))
+def _collect(scanner: LogScan, start: Position, wanted: set[str] | None, want_points: set[int],
+             max_seq: int | None, moments: Sequence[datetime] = (), moment: datetime | None = None,
+             time_seq: dict[datetime, int] | None = None) -> _Collected:
+    """The hot loop: one pass over the scanner's verified events, a few dict operations each."""
+    got = _Collected(start.seq, start.hash, start.at, {}, {}, {}, {})
+    origins, materialized, named, point_hash = got.origins, got.materialized, got.named, got.point_hash
+    passed: dict[datetime, dict[str, Any]] = {}  # instants already passed -> the first event after them
+    last: dict[datetime, tuple[int, str, str]] = {}  # instant -> the last event at or before it
+    current = CURRENT_VERSION  # the common case, without a call per event; upcast handles the rest
+    for ev, _ in scanner.events():
+        seq = ev["seq"]
+        if max_seq is not None and seq > max_seq:
+            break
+        if moments:
+            assert time_seq is not None
+            ev_time = _event_time(ev)
+            for t in moments:
+                if ev_time <= t:
+                    if t in passed:  # `at` never decreases (docs/FORMAT.md), as the fold reports it too
+                        past = passed[t]
+                        raise CorruptLogError(seq, f"at {ev['at']} is earlier than seq {past['seq']}'s {past['at']}")
+                    last[t] = (seq, ev["hash"], ev["at"])
+                elif t not in passed:
+                    passed[t] = ev
+            if moment is not None and moment in passed:
+                continue  # read on only to check the time order; nothing after is folded
+        etype = ev["type"]
+        data = ev["data"] if ev["v"] == current.get(etype, -1) else upcast(etype, ev["v"], ev["data"], seq)
+        got.seq, got.hash, got.at = seq, ev["hash"], ev["at"]
+        if seq in want_points:
+            point_hash[seq] = (got.hash, got.at)
+        if etype == "generation.created":
+            origins[data["gen_id"]] = (data["stage"], data["cohort_id"])
+        elif etype == "generation.materialized":
+            materialized.setdefault(data["gen_id"], seq)
+        cohort_id = data.get("cohort_id")
+        if cohort_id is not None and (wanted is None or cohort_id in wanted):
+            events = named.get(cohort_id)
+            if events is None:
+                events = named[cohort_id] = []
+            events.append((seq, got.at, etype, data.get("stage"), data.get("gen_id"), data.get("reason"),
+                           ev.get("by") or {}, data.get("description")))
+    if time_seq is not None:
+        for t in moments:
+            seq, chain, at = last.get(t, (0, start.hash, ""))
+            time_seq[t] = seq
+            point_hash[seq] = (chain, at)
+    return got
+
+
+def _two_halves(path: Path, genesis: Position, wanted: set[str] | None, want_points: set[int],
+                max_seq: int | None) -> _Collected | None:
+    """The collection of a long log on two cores, or None (then the caller reads it in one pass).
+
+    As in `verify` (ledger/log/parallel.py): a forked child collects from the batch boundary
+    nearest the middle, this process up to it, and the halves must meet exactly (seq, hash,
+    offset). Corruption in the first half is raised here; anything wrong in the second half
+    gives None, and the one-pass read then names the first bad seq as it always does.
+    """
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return None
+    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
+        return None
+    boundary = middle_boundary(path, genesis, size)
+    if boundary is None or boundary.seq <= 0 or (max_seq is not None and boundary.seq >= max_seq):
+        return None
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: collect the second half, send it, never return into the caller
+        os.close(read_fd)
+        try:
+            try:
+                second: _Collected | None = _collect(LogScanner(path, boundary, stop_after=max_seq), boundary,
+                                                     wanted, want_points, max_seq)
+            except Exception:
+                second = None
+            with os.fdopen(write_fd, "wb") as pipe:
+                pickle.dump(second, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    try:
+        scanner = LogScanner(path, genesis, stop_after=boundary.seq)
+        first = _collect(scanner, genesis, wanted, want_points, boundary.seq)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        with os.fdopen(read_fd, "rb") as pipe:
+            raw = pipe.read()
+        os.waitpid(pid, 0)
+    try:
+        second = pickle.loads(raw)
+    except Exception:
+        return None
+    if second is None or (scanner.end.seq, scanner.end.hash, scanner.end.cursor) != (
+            boundary.seq, boundary.hash, boundary.cursor):
+        return None
+    first.origins.update(second.origins)  # a gen is created once: the halves never share one
+    for gen_id, seq in second.materialized.items():
+        first.materialized.setdefault(gen_id, seq)
+    for cohort_id, events in second.named.items():
+        first.named.setdefault(cohort_id, []).extend(events)
+    first.point_hash.update(second.point_hash)
+    if second.seq > first.seq:
+        first.seq, first.hash, first.at = second.seq, second.hash, second.at
+    return first
+
+
+def _fold(timeline: CohortTimeline, events: list[Raw], stage_index: dict[str, int], keep_events: bool) -> None:
+    """A chosen cohort's collected events, in order, into its stints (and running counts)."""
+    counts = [0] * len(stage_index)
+    cohort_id = timeline.cohort_id
+    for seq, at, etype, stage, gen_id, reason, by, description in events:
+        delta = MEMBERSHIP_DELTA.get(etype, 0)
+        if delta:
+            assert gen_id is not None and stage is not None  # membership events always name both (schema)
+            stints = timeline.stints.setdefault(gen_id, [])
+            active = bool(stints) and stints[-1][1] is None
+            if delta > 0:
+                if active:
+                    raise CorruptLogError(seq, f"{etype} of {gen_id}, already a member of {cohort_id}")
+                stints.append([seq, None])
+            else:
+                if not active:
+                    raise CorruptLogError(seq, f"{etype} of {gen_id}, not a member of {cohort_id}")
+                stints[-1][1] = seq
+            counts[stage_index[stage]] += delta
+        elif etype == "cohort.opened":
+            timeline.opened_seq, timeline.description = seq, description
+        elif etype == "cohort.sealed":
+            timeline.sealed_seq, timeline.sealed_reason = seq, reason
+        if keep_events:
+            timeline.events.append(NamedEvent(seq, at, etype, stage, gen_id, reason, by, tuple(counts)))
 
 
 def _event_time(ev: dict[str, Any]) -> datetime:

@@ -73,7 +73,7 @@ class CohortLedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         re-records as no-ops; a re-executed run has a new id, and the skip-existing plan and
         `is_materialized` keep it from recording again what already holds.
         """
-        return PipelineRecorder(self.ledger_path, run_id=context.run.run_id, actor=ACTOR,
+        return PipelineRecorder(self.ledger(), run_id=context.run.run_id, actor=ACTOR,
                                 asset_key=_asset_key(context), partition_key=_partition_key(context))
 
     def scope(self) -> CohortScope:

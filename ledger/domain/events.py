@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Callable, Literal, Union, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
-from ..errors import EventRejected, NewerFormatError
+from ..errors import CorruptLogError, EventRejected, NewerFormatError
 from .ids import IDENTIFIER_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
@@ -151,6 +152,16 @@ class RecordedEvent(BaseModel):
     hash: str
 
 
+#: TypedDict's functional form with names and fields computed at run time, which a type
+#: checker cannot follow (it wants literals): the classes built here are only given to pydantic
+_make_typed_dict: Any = TypedDict
+
+
+def _list_of(item: Any) -> Any:
+    """`list[item]` for an item type built at run time."""
+    return list[item]
+
+
 def _typed_dict(model: type[BaseModel]) -> Any:
     """The payload model as a pydantic-validated TypedDict: same fields, same constraints.
 
@@ -163,13 +174,14 @@ def _typed_dict(model: type[BaseModel]) -> Any:
         for constraint in info.metadata:
             annotation = Annotated[annotation, constraint]
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Data", fields)  # type: ignore[operator]
-    typed.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
+    typed = _make_typed_dict(f"{model.__name__}Data", fields)
+    typed.__pydantic_config__ = model.model_config
     return typed
 
 
 #: type -> validator of a list of that type's payloads, and the defaults to fill in
-_DATA_ADAPTERS = {name: TypeAdapter(list[_typed_dict(model)]) for name, model in PAYLOADS.items()}  # type: ignore[misc]
+_DATA_ADAPTERS: dict[str, TypeAdapter[list[dict[str, Any]]]] = {
+    name: TypeAdapter(_list_of(_typed_dict(model))) for name, model in PAYLOADS.items()}
 _DEFAULTS = {
     name: {f: info.default for f, info in model.model_fields.items() if not info.is_required() and info.default is not None}
     for name, model in PAYLOADS.items()
@@ -227,6 +239,43 @@ def _check_envelope(item: Any) -> str | None:
     return None
 
 
+#: Free-form JSON payload fields (docs/FORMAT.md): their nesting depth and canonical size are
+#: capped, so every consumer (the canonical encoder, checkpoints, reports) can hold them.
+FREE_FORM_FIELDS: dict[str, tuple[str, ...]] = {"cohort.opened": ("spec",), "generation.reused": ("matched_on",)}
+MAX_FREE_FORM_DEPTH = 32
+MAX_FREE_FORM_BYTES = 64 << 10
+#: integers the log holds: signed 64-bit (docs/FORMAT.md), as most JSON readers can
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def free_form_rule(value: Any) -> str | None:
+    """Why a free-form value cannot be committed (too deep, an integer beyond signed 64 bits,
+    too large), or None. Iterative, so a hostile depth cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is int and not INT_MIN <= item <= INT_MAX:
+            return f"integer {item} is outside the signed 64-bit range"
+        if isinstance(item, (dict, list)):
+            if depth > MAX_FREE_FORM_DEPTH:
+                return f"nested deeper than {MAX_FREE_FORM_DEPTH} levels"
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:
+        return f"not encodable as JSON ({exc})"
+    return f"{size} bytes as JSON, more than {MAX_FREE_FORM_BYTES}" if size > MAX_FREE_FORM_BYTES else None
+
+
+def _check_free_form(raw: list[Any]) -> None:
+    for i, item in enumerate(raw):
+        for field in FREE_FORM_FIELDS.get(item["type"], ()):
+            value = item["data"].get(field)
+            rule = None if value is None else free_form_rule(value)
+            if rule is not None:
+                raise EventRejected(i, f"{item['type']} data.{field}: {rule}", item.get("id"))
+
+
 def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
     """Validate client envelopes {type, data, id?, by?}; return their canonical dicts.
 
@@ -238,6 +287,7 @@ def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
         _ENVELOPES.validate_python(raw)
     except ValidationError:
         _raise_first_invalid(raw)  # returns only if the rules accept what the schema did not
+    _check_free_form(raw)
     out = []
     for item in raw:
         kind, data, by = item["type"], item["data"], item.get("by")
@@ -270,7 +320,7 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in err["loc"][1:])
-            failures.append((indexes[err["loc"][0]], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
+            failures.append((indexes[int(err["loc"][0])], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
     if failures:
         index, rule = min(failures)
         item = raw[index]
@@ -278,18 +328,23 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         raise EventRejected(index, rule, event_id)
 
 
-def upcast(event_type: str, v: int, data: dict[str, Any], seq: int | None = None) -> dict[str, Any]:
-    """Bring a stored payload to the current version of its type; never guess at a newer one."""
+def upcast(event_type: str, v: int, data: dict[str, Any], seq: int) -> dict[str, Any]:
+    """Bring the payload of committed event `seq` to the current version of its type.
+
+    An unknown type or a `v` newer than this reader knows is refused (NewerFormatError: a
+    newer writer's event, never guessed at); a `v` that is no version at all (not an
+    integer >= 1) is corruption at `seq` (docs/FORMAT.md §6.3).
+    """
     current = CURRENT_VERSION.get(event_type)
+    if v == current and type(v) is int:
+        return data  # the hot path: every event of a log written by this version
     if current is None:
-        where = f" at seq {seq}" if seq is not None else ""
-        raise NewerFormatError(
-            f"unknown event type {event_type!r}{where}: written by a newer cohort-ledger?"
-        )
+        raise NewerFormatError(f"unknown event type {event_type!r} at seq {seq}: written by a newer cohort-ledger?")
+    if type(v) is not int or v < 1:
+        raise CorruptLogError(seq, f"v {v!r} is not a payload version (an integer >= 1)")
     if v > current:
-        where = f" at seq {seq}" if seq is not None else ""
         raise NewerFormatError(
-            f"{event_type} v{v}{where} was written by a newer cohort-ledger (this one reads up to v{current})"
+            f"{event_type} v{v} at seq {seq} was written by a newer cohort-ledger (this one reads up to v{current})"
         )
     while v < current:
         data = UPCASTERS[(event_type, v)](data)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 from .config import LedgerConfig
 from .events import ORIGIN_FIELDS
+from .ids import is_identifier
 
 #: Manifest columns that come from origin metadata, in manifest order: the origin fields of
 #: `generation.created` but the row's identity (stage, gen_id). `cohort_id` is the logical
@@ -57,10 +58,9 @@ class Cohort:
     description: str | None = None
     spec: dict[str, Any] | None = None
     sealed_seq: int | None = None
-    #: active members: gen_id -> seq of the event that (last) added it
+    #: active members: gen_id -> seq of the event that (last) added it. A cohort exists once
+    #: opened or given a member, and keeps existing (with a header-only CSV) when emptied.
     members: dict[str, int] = field(default_factory=dict)
-    #: True once any gen was ever a member (such a cohort keeps its membership CSV)
-    had_members: bool = False
 
 
 _MISSING = object()
@@ -126,8 +126,13 @@ class State:
 
     # -- queries ----------------------------------------------------------------------
     def cohort(self, cohort_id: str) -> Cohort:
+        """The cohort, created on first mention. Its id becomes a directory name in the
+        projections, so a replayed foreign event must not smuggle in `..` or a `/`: the syntax
+        is checked here, once per cohort, instead of once per event."""
         found = self.cohorts.get(cohort_id)
         if found is None:
+            if not is_identifier(cohort_id):
+                raise DomainError(f"cohort id {cohort_id!r} is not an identifier")
             found = Cohort(cohort_id)
             self._set(self.cohorts, cohort_id, found)
         return found
@@ -223,11 +228,6 @@ class State:
             raise DomainError(self.existing_rule(data["gen_id"], data["stage"]))
         return gen
 
-    def _add_member(self, c: Cohort, gen_id: str, seq: int) -> None:
-        self._set(c.members, gen_id, seq)
-        if not c.had_members:
-            self._set_attr(c, "had_members", True)
-
     def _on_opened(self, d: dict[str, Any], seq: int) -> int | None:
         c = self.cohort(d["cohort_id"])
         if c.opened_seq is not None:
@@ -253,10 +253,13 @@ class State:
         old = self.generations.get(gen_id)
         share = self._shared.setdefault
         cohort_id, template_id, llm_model_id, mode = d["cohort_id"], d["template_id"], d.get("llm_model_id"), d.get("mode")
+        replicate = d.get("replicate", 1)
+        if type(replicate) is not int or replicate < 1:
+            raise DomainError(f"replicate {replicate!r} is not an integer >= 1")
         # positional: half the cost of keywords, and this runs once per generation on every replay
         gen = Generation(share(stage, stage), gen_id, share(cohort_id, cohort_id), share(template_id, template_id),
                          d.get("combo_id"), share(llm_model_id, llm_model_id), d.get("parent_gen_id"),
-                         d.get("replicate", 1), share(mode, mode), seq)
+                         replicate, share(mode, mode), seq)
         if old is not None:
             if old.metadata() == gen.metadata():
                 return old.created_seq
@@ -268,7 +271,7 @@ class State:
             gen.parent_gen_id = self.generations[gen.parent_gen_id].gen_id  # the same string, held once
         c = self._writable_cohort(gen.origin_cohort_id)
         self._set(self.generations, gen_id, gen)
-        self._add_member(c, gen_id, seq)
+        self._set(c.members, gen_id, seq)
         return None
 
     def _on_reused(self, d: dict[str, Any], seq: int) -> int | None:
@@ -276,7 +279,7 @@ class State:
         c = self.cohorts.get(d["cohort_id"])
         if c is not None and gen.gen_id in c.members:
             return c.members[gen.gen_id]
-        self._add_member(self._writable_cohort(d["cohort_id"]), gen.gen_id, seq)
+        self._set(self._writable_cohort(d["cohort_id"]).members, gen.gen_id, seq)
         return None
 
     def _on_removed(self, d: dict[str, Any], seq: int) -> int | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+#: The keys of every event envelope, exactly these (docs/FORMAT.md §3.1); `hash` comes last on the line.
+ENVELOPE_KEYS = ("seq", "id", "type", "v", "at", "by", "txn", "data", "prev", "hash")
 HASH_KEY = b',"hash":"'
 HASH_SUFFIX_LEN = len(HASH_KEY) + 64 + len(b'"}')  # bytes after C[:-1], before "\n"
 

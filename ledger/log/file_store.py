@@ -21,7 +21,7 @@ from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .parallel import verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
-from .store import CutTail, LogStore
+from .store import COPY_MARKER, CutTail, LogStore
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
@@ -30,7 +30,7 @@ CHECKPOINT_DIR = "checkpoints"
 #: the checkpoint mac key (32 random bytes): beside ledger.json, outside checkpoints/
 KEY_FILE = "checkpoint.key"
 #: names inside a ledger directory that belong to the ledger (never a build's output)
-RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE)
+RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, COPY_MARKER)
 _CKPT_PREFIX, _CKPT_SUFFIX = "state-", ".ckpt"
 #: how far back from a boundary's offset we look for the start of its last line
 _LINE_PROBE = 1 << 16
@@ -62,7 +62,7 @@ class FileLogStore(LogStore):
     # -- identity -------------------------------------------------------------------------
     def create(self, config: bytes) -> None:
         path = self.path
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir() or any(p.name != COPY_MARKER for p in path.iterdir())):
             raise InvalidInputError(f"{path} already exists and is not an empty directory")
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -211,6 +211,26 @@ class FileLogStore(LogStore):
         """On two cores when the log is long (ledger.log.parallel), else the plain scan."""
         split = verify_split(self.log_path, start)
         return split if split is not None else LogStore.verify(self, start)
+
+    # -- an unfinished copy -------------------------------------------------------------------
+    def copy_marker(self) -> bytes | None:
+        try:
+            return (self.path / COPY_MARKER).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise environment_error(exc, f"reading {self.path / COPY_MARKER}") from exc
+
+    def set_copy_marker(self, data: bytes | None) -> None:
+        try:
+            if data is None:
+                (self.path / COPY_MARKER).unlink(missing_ok=True)
+                fsync_dir(self.path)
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.path / COPY_MARKER, data)
+        except OSError as exc:
+            raise environment_error(exc, f"writing {self.path / COPY_MARKER}") from exc
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint_path(self, seq: int) -> Path:

@@ -18,12 +18,19 @@ from .file_store import FileLogStore
 from .store import LogStore
 
 #: URL scheme -> "module:callable" building the store from the whole URL (e.g. s3://bucket/prefix)
-SCHEMES: dict[str, str] = {}
+SCHEMES: dict[str, str] = {
+    scheme: "ledger.log.object_store:ObjectLogStore.from_url" for scheme in ("s3", "gs", "az", "abfs")
+}
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 
 #: what a ledger can be named by
 Where = str | os.PathLike[str] | LogStore
+
+
+def is_url(text: str) -> bool:
+    """Does `text` name a location by URL (`scheme://...`) rather than a local path?"""
+    return _URL.match(text) is not None
 
 
 def open_store(where: Where) -> LogStore:

@@ -19,12 +19,14 @@ CONFIG_KEY = "ledger.json"
 LOG_DIR = "log/"
 CHECKPOINT_DIR = "checkpoints/"
 _SEQ_DIGITS = 20
-#: URL schemes this backend serves (registered in ledger.log.location)
-URL_SCHEMES = ("s3", "gs", "az", "abfs")
 _URL = re.compile(r"^(?P<scheme>[A-Za-z0-9]+)://(?P<bucket>[^/?#]+)(?:/(?P<prefix>[^?#]*))?$")
 #: environment variables whose values must never reach a message
 _SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY",
                 "AZURE_STORAGE_SAS_KEY", "GOOGLE_SERVICE_ACCOUNT_KEY")
+
+_ENDPOINT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s,()]+", re.IGNORECASE)
+_STATUS = re.compile(r"status code: (\d{3})")
+_S3_CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
 
 T = TypeVar("T")
 
@@ -50,8 +52,9 @@ def split_url(url: str) -> tuple[str, str, str]:
 
 
 def redact(text: str) -> str:
-    """`text` with the value of every credential variable replaced, and cut to its first line."""
+    """The first line of `text` without URLs (they name the endpoint) or credential values."""
     line = text.strip().splitlines()[0] if text.strip() else text
+    line = _ENDPOINT.sub("<endpoint>", line)
     for name in _SECRET_VARS:
         value = os.environ.get(name)
         if value and len(value) >= 4:
@@ -60,10 +63,21 @@ def redact(text: str) -> str:
 
 
 def environment_error(exc: BaseException, doing: str) -> LedgerEnvironmentError:
-    """A one-line, credential-free LedgerEnvironmentError for a failed request (exit 3)."""
-    reason = redact(str(exc)) or type(exc).__name__
-    if len(reason) > 300:
-        reason = reason[:300] + "..."
+    """A one-line LedgerEnvironmentError (exit 3) for a failed request.
+
+    An HTTP answer is reported as its status and S3 error code; anything else (connection
+    refused, a timeout, a bad configuration) by the client's first line, redacted. Neither
+    names the endpoint or a credential.
+    """
+    text = str(exc)
+    status = _STATUS.search(text)
+    if status is not None:
+        code = _S3_CODE.search(text)
+        reason = f"HTTP {status.group(1)}" + (f" {code.group(1)}" if code else "")
+    else:
+        reason = redact(text) or type(exc).__name__
+        if len(reason) > 300:
+            reason = reason[:300] + "..."
     return LedgerEnvironmentError(f"{doing}: {reason}")
 
 

@@ -27,7 +27,7 @@ from .store import count_events
 MIN_BYTES = 32 << 20
 
 
-def _boundary(path: Path, start: Position, size: int) -> Position | None:
+def middle_boundary(path: Path, start: Position, size: int) -> Position | None:
     """The batch boundary at or after the middle of [start.cursor, size), as the next line claims it."""
     try:
         with open(path, "rb") as f:
@@ -73,7 +73,7 @@ def verify_split(path: Path, start: Position) -> tuple[Position, int, Tail] | No
         return None
     if size - start.cursor < MIN_BYTES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
         return None
-    boundary = _boundary(path, start, size)
+    boundary = middle_boundary(path, start, size)
     if boundary is None or boundary.seq <= start.seq:
         return None
     read_fd, write_fd = os.pipe()

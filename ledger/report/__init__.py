@@ -18,8 +18,9 @@ from ..app.service import Ledger
 from ..cohorts.composition import Composition, compose
 from ..cohorts.timeline import scan
 from ..errors import InvalidInputError
-from ..log.file_store import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, LOG_FILE
+from ..log.file_store import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, LOG_FILE, FileLogStore
 from ..log.fsio import atomic_write_many
+from ..log.perf import paused_gc
 from . import content, html, markdown
 
 
@@ -37,8 +38,9 @@ class ReportFiles:
 def composition(ledger: Ledger, cohort_ids: Iterable[str] = (), as_of: int | str | None = None) -> Composition:
     """The numbers of the report (every cohort of the prefix when none is named)."""
     ids = list(dict.fromkeys(cohort_ids))
-    result = scan(ledger, ids or None, until=parse_as_of(as_of), keep_events=True)
-    return compose(result, ids or sorted(result.known))
+    with paused_gc():  # millions of live objects, none in a cycle: collection passes only cost
+        result = scan(ledger, ids or None, until=parse_as_of(as_of), keep_events=True)
+        return compose(result, ids or sorted(result.known))
 
 
 def render(comp: Composition) -> tuple[bytes, bytes]:
@@ -69,11 +71,12 @@ def write_report(ledger: Ledger, cohort_ids: Iterable[str] = (), html_path: str 
 def _check_target(ledger: Ledger, target: Path) -> None:
     """Refuse a report file that would replace one of the ledger's own, or has nowhere to go."""
     path = target.resolve()
-    own = ledger.path.resolve()
-    if path.parent == own and (path.name in (CONFIG_FILE, LOCK_FILE) or path.name.startswith(LOG_FILE)):
-        raise InvalidInputError(f"{target} is one of the ledger's own files; write the report elsewhere")
-    if path.is_relative_to(own / CHECKPOINT_DIR):
-        raise InvalidInputError(f"{target} is inside the ledger's {CHECKPOINT_DIR}; write the report elsewhere")
+    if isinstance(ledger.store, FileLogStore):  # an object store's ledger has no local files to clobber
+        own = ledger.store.path.resolve()
+        if path.parent == own and (path.name in (CONFIG_FILE, LOCK_FILE) or path.name.startswith(LOG_FILE)):
+            raise InvalidInputError(f"{target} is one of the ledger's own files; write the report elsewhere")
+        if path.is_relative_to(own / CHECKPOINT_DIR):
+            raise InvalidInputError(f"{target} is inside the ledger's {CHECKPOINT_DIR}; write the report elsewhere")
     if path.is_dir():
         raise InvalidInputError(f"{target} is a directory, not a file")
     if not path.parent.is_dir():

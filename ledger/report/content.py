@@ -85,7 +85,8 @@ def build(comp: Composition) -> tuple[str, list[Section]]:
     title = f"Cohort report: {', '.join(ids)} (seq {comp.seq})"
     head = Section(None, [
         Heading(1, title),
-        Para(("As of seq ", Num(comp.seq, "as-of-seq"), f", written at {comp.at or 'the start of the log'}. "
+        Para(("As of seq ", Num(comp.seq, "as-of-seq"),
+              f" (committed {comp.at})" if comp.at else " (the empty log)", ". "
               "Every event from seq 1 to here was read and its hash checked while this report was written: "
               "the chain is intact. Pin ", Code(f"{comp.seq}:{comp.hash}"),
               " elsewhere: a later ", Code("cohort-ledger verify"),
@@ -163,9 +164,10 @@ def _cohort(comp: Composition, c: CohortComposition) -> Section:
                                 _more(c.removals_total - len(c.removals), "removals", cid)))
 
     sec.blocks.append(Heading(3, "Timeline"))
-    sec.blocks.append(Para(("The events that named the cohort, alike consecutive ones folded into one row "
-                            "(materializations form rows of their own); text is shown exactly as recorded.",)))
-    sec.blocks.append(Table(("seq", "at", "event", "stage", "origin", "reason", "by", "events", "members after"),
+    sec.blocks.append(Para(("The events that named the cohort. Within each stretch of consecutive events by "
+                            "the same author (a pipeline run, an operator), events of the same type, origin and "
+                            "reason are one row, with their count per stage; text is shown exactly as recorded.",)))
+    sec.blocks.append(Table(("seq", "at", "event", "stages", "origin", "reason", "by", "events", "members after"),
                             [_run_row(r, stages) for r in c.runs], _more(c.runs_total - len(c.runs), "rows", cid)))
     return sec
 
@@ -177,7 +179,8 @@ def _more(n: int, what: str, cohort_id: str) -> str:
 def _run_row(r: Run, stages: Sequence[str]) -> tuple[Inline | None, ...]:
     seqs = str(r.first_seq) if r.first_seq == r.last_seq else f"{r.first_seq}-{r.last_seq}"
     at = r.first_at if r.first_at == r.last_at else f"{r.first_at} - {r.last_at}"
-    return (seqs, at, r.type, r.stage, r.origin_cohort_id, r.reason, _by(r.by), str(r.events),
+    per_stage = " ".join(f"{s}={r.stages[s]}" for s in stages if s in r.stages)
+    return (seqs, at, r.type, per_stage, r.origin_cohort_id, r.reason, _by(r.by), str(r.events),
             " ".join(f"{s}={n}" for s, n in zip(stages, r.counts)))
 
 

@@ -24,7 +24,8 @@ h3{font-size:1.05rem;margin-top:1.5rem}
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
 th,td{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top;white-space:pre-wrap}
 th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
-code{font-family:ui-monospace,monospace;font-size:.85em;background:#f6f8fa;padding:0 .2rem;word-break:break-all}
+code{font-family:ui-monospace,monospace;font-size:.85em;background:#f6f8fa;padding:0 .2rem;overflow-wrap:anywhere}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:0 2rem;align-items:start}
 .ctl{color:#cf222e;font-family:ui-monospace,monospace}
 figure{margin:1rem 0}figure img{display:block;max-width:100%;height:auto}
 figcaption{font-size:.85rem;color:#57606a}details{font-size:.85rem}.more{font-size:.85rem;color:#57606a}
@@ -68,6 +69,22 @@ def _block(b: Block) -> str:
             f"<details><summary>Data (text alternative)</summary>{_table(b.data)}</details></figure>")
 
 
+def _blocks(blocks: list[Block]) -> list[str]:
+    """Blocks in order; consecutive charts share a grid, side by side where the page is wide."""
+    out: list[str] = []
+    figures: list[str] = []
+    for b in blocks + [Para(())]:
+        if isinstance(b, Figure):
+            figures.append(_block(b))
+            continue
+        if figures:
+            out.append('<div class="charts">' + "".join(figures) + "</div>")
+            figures = []
+        if b != Para(()):
+            out.append(_block(b))
+    return out
+
+
 def render(title: str, sections: list[Section]) -> bytes:
     """The page's bytes (UTF-8)."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -78,7 +95,7 @@ def render(title: str, sections: list[Section]) -> bytes:
     for sec in sections:
         attr = f' data-cohort="{text(sec.cohort_id)}"' if sec.cohort_id is not None else ""
         parts.append(f"<section{attr}>")
-        parts.extend(_block(b) for b in sec.blocks)
+        parts.extend(_blocks(sec.blocks))
         parts.append("</section>")
     parts.append("</body></html>\n")
     return "\n".join(parts).encode("utf-8")

@@ -51,8 +51,10 @@ def committed_end(store: LogStore, config_id: str) -> tuple[Position, int]:
     return scan.end, events
 
 
-def encoded_batch(after: Position, gen_ids: list[str], at: str = "2026-01-01T00:00:00.000000Z") -> tuple[bytes, Position]:
-    """Lines of a valid batch of `generation.created` events that continues the log at `after`."""
+def encoded_batch(after: Position, gen_ids: list[str], at: str | None = None) -> tuple[bytes, Position]:
+    """Lines of a valid batch of `generation.created` events that continues the log at `after`
+    (committed at `after`'s `at` unless given: `at` never goes back, docs/FORMAT.md §4.4)."""
+    at = at or after.at or "2026-01-01T00:00:00.000000Z"
     prev, lines, first = after.hash, [], after.seq + 1
     for k, gen in enumerate(gen_ids):
         line, prev = encode_line({"seq": first + k, "id": f"raw-{gen}", "type": "generation.created", "v": 1,

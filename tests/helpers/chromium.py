@@ -3,7 +3,8 @@
 Started with a fresh profile and the network emulated offline; every console message,
 uncaught exception, log entry, request and failed load is recorded, so a test can assert the
 page made no request but its own file and `data:` images and logged no error. Also run as a
-script to make the README's screenshot: `python tests/chromium.py PAGE.html OUT.png`.
+script to make the README's screenshot: `python tests/helpers/chromium.py PAGE.html OUT.png [HEIGHT [SELECTOR]]`
+(HEIGHT pixels from the top of the page, or of the first element SELECTOR matches).
 """
 
 from __future__ import annotations
@@ -157,7 +158,11 @@ if __name__ == "__main__":
     height = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     with Browser(width=1100) as browser:
         browser.open(page)
-        png = browser.screenshot(clip={"x": 0, "y": 0, "width": 1100, "height": height} if height else None,
+        top = 0.0
+        if len(sys.argv) > 4:
+            top = browser.evaluate(f"document.querySelector({orjson.dumps(sys.argv[4]).decode()})"
+                                   ".getBoundingClientRect().top + window.scrollY")
+        png = browser.screenshot(clip={"x": 0, "y": top, "width": 1100, "height": height} if height else None,
                                  full_page=not height)
     out.write_bytes(png)
     print(f"{out}: {len(png)} bytes", file=sys.stderr)
