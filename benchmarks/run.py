@@ -324,6 +324,7 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     res["legacy_import"] = legacy_import(work, max(1000, n // 10))
     res["baseline_a"] = baseline_a(work, head, res)
     res["baseline_b"] = baseline_b(work, head, res, samples)
+    res["object_store"] = object_store(work, min(n, 100_000), samples)
     res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return res
 
@@ -349,6 +350,17 @@ def duckdb_peer(path: Path, work: Path, full: dict[str, Any]) -> dict[str, Any]:
         f"{out['manifest_rows']:,} + {out['membership_rows']:,} rows (equal to the build's); "
         f"full build {out['full_build_vs_peer']:.2f}x the peer")
     return out
+
+
+def object_store(work: Path, events: int, samples: int) -> dict[str, Any]:
+    """The s3:// backend beside the file backend on a local SeaweedFS (benchmarks/object_store.py)."""
+    from .object_store import measure
+
+    try:
+        return measure(work, events=events, samples=samples, log=log)
+    except RuntimeError as exc:  # no `weed` binary: the s3 extra is not installed
+        log(f"object store section skipped: {exc}")
+        return {"skipped": str(exc)}
 
 
 def legacy_import(work: Path, gens: int) -> dict[str, Any]:

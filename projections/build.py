@@ -15,14 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import InvalidInputError, Ledger, LedgerEnvironmentError, State
+from ledger import InvalidInputError, Ledger, LedgerEnvironmentError, LogStore, ObjectLogStore, State
 from ledger.app.replay import Progress, check_checkpoints, parse_as_of, replay
 from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
 from ledger.log.location import Where, is_url
-from ledger.log.object_store import ObjectLogStore
-from ledger.log.store import LogStore
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 

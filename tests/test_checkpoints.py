@@ -5,19 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from conftest import created
-from faults import rewrite_checkpoint
+from helpers.builders import created
+from helpers.faults import list_checkpoints, rewrite_checkpoint
 
 from ledger import Ledger
 from ledger.log.checkpoint import KEEP, load_latest, state_to_bytes
-from ledger.log.file_store import FileLogStore
 from projections import build
-
-
-def list_checkpoints(ledger_dir: Path) -> list[Path]:
-    """The checkpoint files of a ledger directory, newest first."""
-    store = FileLogStore(ledger_dir)
-    return [store.checkpoint_path(seq) for seq in store.checkpoints()]
 
 
 def _grow(ledger: Ledger, n: int, prefix: str) -> None:
@@ -31,7 +24,7 @@ def test_ledger_open_resumes_from_the_checkpoint_with_event_ids(ledger: Ledger) 
     # Make the checkpoint's state recognisable: a cohort the log never names (re-sealed with the key).
     rewrite_checkpoint(ledger.path, ckpt, lambda doc: doc["cohorts"].append(
         {"cohort_id": "from-checkpoint", "opened_seq": None, "description": None, "spec": None,
-         "sealed_seq": None, "had_members": False, "members": {}}))
+         "sealed_seq": None, "members": {}}))
     reopened = Ledger.open(ledger.path)
     assert "from-checkpoint" in reopened.state.cohorts
     assert reopened.head == ledger.head

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import created, event, jsonl, run_cli
-from faults import dir_snapshot
+from helpers.builders import created, event, jsonl, run_cli
+from helpers.faults import dir_snapshot
 
 from ledger import EventRejected, Ledger
 from ledger.domain.events import MAX_FREE_FORM_BYTES, MAX_FREE_FORM_DEPTH

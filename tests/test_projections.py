@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from projection_helpers import append_in_batches, batch_sizes, event_logs, snapshot
+from helpers.logs import append_in_batches, batch_sizes, event_logs, snapshot
 
 from ledger import Ledger
 from ledger.log.checkpoint import state_from_bytes, state_to_bytes

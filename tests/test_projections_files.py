@@ -10,8 +10,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import created, run_cli
-from projection_helpers import snapshot
+from helpers.builders import created, run_cli
+from helpers.logs import snapshot
 
 from ledger import CorruptLogError, InvalidInputError, Ledger
 from ledger.log.codec import encode_line, genesis_prev

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import created
+from helpers.builders import created
 from ledger import InvalidInputError, Ledger
 from ledger.cohorts.scope import CohortScope
+import projections
 
 S = pa.string()
 MEMBERSHIP_SCHEMA = pa.schema([("cohort_id", S), ("stage", S), ("gen_id", S), ("origin_cohort_id", S),
@@ -134,7 +136,6 @@ def test_filter_pyarrow(ledger: Ledger) -> None:
 
 
 def test_filter_pandas(ledger: Ledger) -> None:
-    pd = pytest.importorskip("pandas")
     story(ledger)
     df = pd.DataFrame({"gen_id": ["v1", "v2", "v3", None], "score": [1, 2, 3, 4]})
     out = CohortScope.from_ledger(ledger).filter(df, "B", stage="evaluation")
@@ -148,10 +149,6 @@ events = st.lists(st.tuples(st.sampled_from(["create", "reuse", "remove", "mater
 @settings(max_examples=15, deadline=None)
 @given(ops=events)
 def test_real_build_agrees_with_ledger(tmp_path_factory, ops) -> None:
-    """Needs the projections package's build (merged from its own branch)."""
-    projections = pytest.importorskip("projections")
-    if not hasattr(projections, "build"):
-        pytest.skip("projections.build is not on this branch yet")
     ledger = Ledger.init(tmp_path_factory.mktemp("l") / "ledger")
     ledger.append([created("A", "draft", "d0", combo_id="c")])
     for op, cohort, n in ops:

@@ -25,7 +25,7 @@ import orjson
 
 from ..log.codec import canonical, encode_line, genesis_prev
 from ..domain.config import LedgerConfig
-from ..errors import ConflictError, EventRejected, InvalidInputError
+from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError
 from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
 from ..log.file_store import FileLogStore
 from ..log.location import Where, open_store
@@ -110,6 +110,9 @@ class Ledger:
     def open(cls, where: Where) -> "Ledger":
         """Open an existing ledger (a directory, a URL, a LogStore). The state is loaded on first use."""
         store = open_store(where)
+        marker = store.copy_marker()
+        if marker is not None:
+            raise IncompleteCopyError(store.location, marker)
         raw = store.read_config()
         config = LedgerConfig.from_json(raw, os.path.join(store.location, "ledger.json"))
         return cls(store, config)
@@ -274,10 +277,14 @@ class Ledger:
         return seqs
 
     # -- read, verify, repair -----------------------------------------------------------
+    def read_start(self, from_seq: int) -> Position:
+        """The batch boundary a read from `from_seq` starts scanning at: the newest entry of the
+        sparse index (one per INDEX_EVERY events this handle has folded) at or before it."""
+        return self._index[max(0, bisect.bisect_right([p.seq for p in self._index], from_seq - 1) - 1)]
+
     def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[RecordedEvent]:
         """Stream committed events from_seq..to_seq (inclusive), payloads upcast. Never modifies the log."""
-        start = self._index[max(0, bisect.bisect_right([p.seq for p in self._index], from_seq - 1) - 1)]
-        for batch in self.store.scan(start, stop_after=to_seq):
+        for batch in self.store.scan(self.read_start(from_seq), stop_after=to_seq):
             for ev in batch:
                 seq = ev["seq"]
                 if seq < from_seq:

@@ -28,6 +28,7 @@ from ..errors import InvalidInputError
 from ..domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, PROJECTION_INFO_FILE
 from ..domain.state import GENERATION_ATTR, METADATA_KEYS, State
 from ..app.service import Ledger
+from ..log.location import is_url
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -118,7 +119,10 @@ class CohortScope:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "CohortScope":
-        """A ledger directory (has ledger.json) or a projection directory (has membership.parquet)."""
+        """A ledger directory (has ledger.json), a ledger URL (`s3://bucket/prefix`), or a
+        projection directory (has membership.parquet)."""
+        if isinstance(path, str) and is_url(path):
+            return cls.from_ledger(path)
         p = Path(path)
         if (p / MEMBERSHIP).is_file() and not (p / "ledger.json").is_file():
             return cls.from_projection(p)

@@ -25,7 +25,7 @@ from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .parallel import verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
-from .store import CutTail, LogStore
+from .store import COPY_MARKER, CutTail, LogStore
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
@@ -34,7 +34,7 @@ CHECKPOINT_DIR = "checkpoints"
 #: the checkpoint mac key (32 random bytes): beside ledger.json, outside checkpoints/
 KEY_FILE = "checkpoint.key"
 #: names inside a ledger directory that belong to the ledger (never a build's output)
-RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE)
+RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, COPY_MARKER)
 _CKPT_PREFIX, _CKPT_SUFFIX = "state-", ".ckpt"
 #: the <n> of events.jsonl.torn-<n>: ASCII digits only (a stray `torn-²` is someone else's file)
 _TORN_NUMBER = re.compile(r"([0-9]{1,18})")
@@ -70,7 +70,7 @@ class FileLogStore(LogStore):
         """Built whole in a temp directory beside `path`, then renamed onto it (over an empty
         directory too): a failed init leaves no half-made ledger that init would refuse."""
         path = self.path
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir() or any(p.name != COPY_MARKER for p in path.iterdir())):
             raise InvalidInputError(f"{path} already exists and is not an empty directory")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +228,26 @@ class FileLogStore(LogStore):
         """On two cores when the log is long (ledger.log.parallel), else the plain scan."""
         split = verify_split(self.log_path, start)
         return split if split is not None else LogStore.verify(self, start)
+
+    # -- an unfinished copy -------------------------------------------------------------------
+    def copy_marker(self) -> bytes | None:
+        try:
+            return (self.path / COPY_MARKER).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise environment_error(exc, f"reading {self.path / COPY_MARKER}") from exc
+
+    def set_copy_marker(self, data: bytes | None) -> None:
+        try:
+            if data is None:
+                (self.path / COPY_MARKER).unlink(missing_ok=True)
+                fsync_dir(self.path)
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.path / COPY_MARKER, data)
+        except OSError as exc:
+            raise environment_error(exc, f"writing {self.path / COPY_MARKER}") from exc
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint_path(self, seq: int) -> Path:

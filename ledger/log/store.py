@@ -34,6 +34,10 @@ from typing import Protocol, runtime_checkable
 from .scan import LogScan, Position, Tail
 
 
+#: the name of an unfinished copy's marker, in every backend that keeps names
+COPY_MARKER = "copying.json"
+
+
 @dataclass(frozen=True)
 class CutTail:
     """What `LogStore.cut_tail` moved aside: its size and where it is kept (a name in the store)."""
@@ -129,6 +133,20 @@ class LogStore(Protocol):
 
     def delete_checkpoint(self, seq: int) -> None:
         """Remove a checkpoint; removing one that is already gone is not an error."""
+        ...
+
+    # -- an unfinished copy (ledger.app.copy) -----------------------------------------------
+    def copy_marker(self) -> bytes | None:
+        """The marker an unfinished `copy` into this location left, or None.
+
+        While it is there the location is not a ledger yet (`Ledger.open` refuses it), so a
+        copy that was interrupted never passes for a shorter, valid ledger.
+        """
+        ...
+
+    def set_copy_marker(self, data: bytes | None) -> None:
+        """Write the marker (also where no ledger exists yet: `create` then ignores it), or
+        remove it (None)."""
         ...
 
     # -- with defaults (inherited by subclasses of this protocol) --------------------------
