@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import created, run_cli
-from faults import dir_snapshot
+from helpers.builders import created, run_cli
+from helpers.faults import dir_snapshot
 
 from ledger import Ledger
 from ledger.log.codec import encode_line
@@ -78,7 +78,7 @@ def test_usage_errors_are_one_line(ledger: Ledger, args: tuple[str, ...]) -> Non
 def test_a_failed_init_leaves_nothing(tmp_path: Path) -> None:
     """init fails after making part of the directory (a file squats where checkpoints/ goes
     would be refused up front; here the disk refuses: a file-size limit of 0 bytes)."""
-    from faults import fsize_limit
+    from helpers.faults import fsize_limit
 
     target = tmp_path / "new-ledger"
     r = run_cli("--ledger", str(target), "init", preexec_fn=fsize_limit(0))
@@ -89,7 +89,7 @@ def test_a_failed_init_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_a_failed_init_into_an_empty_directory_leaves_it_empty(tmp_path: Path) -> None:
-    from faults import fsize_limit
+    from helpers.faults import fsize_limit
 
     target = tmp_path / "empty"
     target.mkdir()

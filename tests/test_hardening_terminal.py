@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import created, event, jsonl, run_cli
+from helpers.builders import created, event, jsonl, run_cli
 
 from ledger import Ledger
 
