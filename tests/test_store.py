@@ -301,7 +301,9 @@ def test_schema_errors_name_the_event(ledger: Ledger, bad: dict[str, Any], rule:
 
 def test_a_payload_orjson_cannot_encode_is_rejected_before_writing(ledger: Ledger) -> None:
     rejected(ledger, [opened("A"), event("cohort.opened", cohort_id="B", spec={"n": 2**64})], 1,
-             "not encodable as canonical JSON")
+             "outside the signed 64-bit range")
+    rejected(ledger, [opened("A"), event("cohort.opened", cohort_id="B", spec={"s": "\ud800"})], 1,
+             "not encodable as")
     assert ledger.append([opened("A")]) == [1]
 
 
