@@ -8,6 +8,7 @@ written by something that skipped validation, and the store reports it as corrup
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -97,7 +98,7 @@ class State:
             yield
         except BaseException:
             for target, key, old in reversed(self._journal):
-                if isinstance(target, dict):
+                if isinstance(target, MutableMapping):  # a dict, or an index's lazy map
                     if old is _MISSING:
                         del target[key]
                     else:
