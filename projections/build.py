@@ -114,9 +114,9 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     target = parse_as_of(as_of)
     if target is None and not full and remote is None:  # nothing appended since the last build into `out`
         end = ledger.store.end()
-        files = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
-        if end is not None and files is not None:
-            return BuildReport(end.seq, end.hash, str(out), [], files, [], None, 0, None, [], up_to_date=True)
+        held = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
+        if end is not None and held is not None:
+            return BuildReport(end.seq, end.hash, str(out), [], held, [], None, 0, None, [], up_to_date=True)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
         if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
             folded = check_checkpoints(ledger.store, ledger.config, target, progress)

@@ -21,6 +21,7 @@ decisions with the same messages (tests/test_facts.py checks that against the pl
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 import operator
 import os
 import sqlite3
@@ -492,9 +493,9 @@ def _write_changes(db: sqlite3.Connection, state: IndexedState) -> None:
         if isinstance(members, _LazyMap):
             members.dirty.clear()
         else:  # a cohort new to the index: from now on its rows are there
-            loaded: _LazyMap[str, int] = _LazyMap(lambda gid, cid=cohort.cohort_id: state._load_member(cid, gid))
+            loaded: _LazyMap[str, int] = _LazyMap(partial(state._load_member, cohort.cohort_id))
             loaded.preload(dict(members))
-            cohort.members = loaded  # type: ignore[assignment]
+            cohort.members = loaded
     db.executemany("INSERT OR REPLACE INTO cohorts VALUES (?,?,?,?,?)", put_c)
     db.executemany("DELETE FROM cohorts WHERE cohort_id = ?", drop_c)
     put_m.sort()

@@ -124,17 +124,20 @@ class Ledger:
         config = LedgerConfig.from_json(raw, os.path.join(store.location, "ledger.json"))
         return cls(store, config)
 
+    def _local(self) -> FileLogStore:
+        if not isinstance(self.store, FileLogStore):
+            raise InvalidInputError(f"{self.store.location} is not a local ledger directory")
+        return self.store
+
     @property
     def path(self) -> Path:
         """The ledger directory, for a ledger held by the local directory backend."""
-        if not isinstance(self.store, FileLogStore):
-            raise InvalidInputError(f"{self.store.location} is not a local ledger directory")
-        return self.store.path
+        return self._local().path
 
     @property
     def log_path(self) -> Path:
         """`events.jsonl`, for a ledger held by the local directory backend."""
-        return self.path / "events.jsonl"
+        return self._local().log_path
 
     def close(self) -> None:
         """Release what the store and the index hold open; the ledger stays usable."""
