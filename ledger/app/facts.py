@@ -31,7 +31,7 @@ from typing import Any, Callable, Generic, Iterable, Iterator, MutableMapping, T
 import orjson
 
 from ..domain.config import LedgerConfig
-from ..domain.state import Cohort, Generation, State
+from ..domain.state import Cohort, Generation, State, folder_key
 from ..log.scan import Position
 
 FORMAT = "cohort-ledger-facts"
@@ -174,6 +174,16 @@ class IndexedState(State):
         members: _LazyMap[str, int] = _LazyMap(lambda gid: self._load_member(cohort_id, gid))
         return Cohort(cohort_id, opened, description, orjson.loads(spec) if spec is not None else None, sealed,
                       members)  # type: ignore[arg-type]
+
+    def cohort_sharing_folder(self, cohort_id: str) -> str | None:
+        """`State.cohort_sharing_folder` over the index: this batch's new cohorts, then the table."""
+        key = folder_key(cohort_id)
+        pending = next((c for c, v in self.cohorts.changes() if v is not None and folder_key(c) == key), None)
+        if pending is not None:
+            return pending
+        row = self._db.execute("SELECT cohort_id FROM cohorts WHERE lower(rtrim(cohort_id, '.')) = ? LIMIT 1",
+                               (key,)).fetchone()
+        return row[0] if row is not None else None
 
     def _load_member(self, cohort_id: str, gen_id: str) -> int | None:
         row = self._db.execute("SELECT seq FROM members WHERE cohort_id = ? AND gen_id = ?",

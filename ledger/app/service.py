@@ -317,6 +317,10 @@ class Ledger:
             for i, ev in enumerate(batch):
                 event_id = ev.id or f"{token}-{i}"
                 seq = state.seq + 1
+                cohort_id = ev.data.get("cohort_id")
+                rule = None if cohort_id is None or cohort_id in state.cohorts else state.new_cohort_rule(cohort_id)
+                if rule is not None:
+                    raise EventRejected(i, rule, ev.id)
                 try:
                     done_at = state.apply(ev.type, ev.data, seq, event_id, at)
                 except DomainError as exc:
