@@ -23,6 +23,7 @@ from ledger.log.file_store import FileLogStore
 from ledger.log.location import Where, is_url
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
+from ledger.domain.state import METADATA_KEYS
 
 from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, replace_files
 from .manifest import manifest_table
@@ -66,7 +67,7 @@ def about(state: State) -> dict[str, Any]:
     finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
     including empty ones, which `membership.parquet` has no row for.
     """
-    return {"key_names": {k: list(names) for k, names in state.key_names.items()}, "cohorts": sorted(state.cohorts)}
+    return {"key_names": {k: list(state.key_names[k]) for k in METADATA_KEYS}, "cohorts": sorted(state.cohorts)}
 
 
 def render(state: State) -> dict[str, bytes]:
