@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir()
     from projections.build import build
 
+    store = Ledger.open(path).store
+    for seq in store.checkpoints():  # a kept ledger's checkpoints may be another version's: start clean
+        store.delete_checkpoint(seq)
     build(path, out, full=True)  # writes the checkpoint at N the timed build starts from
     state = Ledger.open(path).state
     members = len(state.cohorts[COHORT_B].members)
