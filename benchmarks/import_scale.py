@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from legacy_root import CSV_SHAPES, META_SHAPES, SourceGen, write_root  # noqa: E402
+from helpers.legacy_root import CSV_SHAPES, META_SHAPES, SourceGen, write_root  # noqa: E402
 
 from ledger import Ledger  # noqa: E402
 from ledger.legacy import apply_import, plan_import  # noqa: E402

@@ -49,7 +49,19 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"{ib['seconds']:.3f} s = {ib['vs_full']:.1%} of full", "≤ 10% of full build",
                     _status(ib["vs_full"] <= 0.10)))
         if "noop_build" in r:
-            out.append(("build again, no new events", f"{r['noop_build']['seconds']:.3f} s", "", ""))
+            nb = r["noop_build"]
+            rss = nb.get("peak_rss_bytes")
+            fig = f"{nb['seconds'] * 1e3:.1f} ms" + (f", peak RSS {rss / 2**20:,.0f} MiB" if rss else "")
+            ok = nb["seconds"] <= 0.050 and (rss is None or rss <= 100 * 2**20)
+            out.append(("build again, no new events (fresh process, after imports)", fig, "≤ 50 ms, ≤ 100 MB",
+                        _status(ok)))
+        sc = r.get("scope")
+        if sc:
+            for label in ("projection", "ledger"):
+                q = sc[label]
+                out.append((f"CohortScope over the {label} (fresh process): active_stage_gen_ids + origin_metadata",
+                            f"{q['seconds'] * 1e3:.0f} ms after imports ({q['active']:,} gens)", "≤ 150 ms",
+                            _status(q["seconds"] <= 0.150)))
         out.append(("checkpoint file at N", f"{fb.get('checkpoint_bytes', 0) / 2**20:,.1f} MiB", "", ""))
         out.append(("peak RSS of a full build (child process)", f"{fb['peak_rss_bytes'] / 2**20:,.0f} MiB",
                     "≤ 1 GiB", _status(fb["peak_rss_bytes"] <= GIB)))
@@ -75,6 +87,21 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     g = r["latency_growth"]
     out.append((f"append p50 at {r['latency_n']['events_in_ledger']:,} vs 1,000 events", f"{g:.2f}×",
                 "within 20%", _status(abs(g - 1) <= 0.20)))
+    hk = r.get("hook")
+    if hk:
+        for label, name in (("n", f"{r['n'] + r['n'] // 100:,} events"), ("10k", "10,000 events")):
+            h = hk[label]
+            out.append((f"hook process on {name}: spawn, import, PipelineRecorder, is_materialized, one durable record",
+                        f"{h['wall_seconds'] * 1e3:.0f} ms wall (imports {h['import_seconds'] * 1e3:.0f} ms, work "
+                        f"{h['work_seconds'] * 1e3:.0f} ms, CPU {h['cpu_seconds'] * 1e3:.0f} ms); peak RSS "
+                        f"{h['peak_rss_bytes'] / 2**20:,.0f} MiB", "≤ 250 ms, ≤ 150 MB",
+                        _status(h["wall_seconds"] <= 0.250 and h["peak_rss_bytes"] <= 150 * 2**20)))
+        flat = abs(hk["wall_vs_10k"] - 1) <= 0.2 and abs(hk["rss_vs_10k"] - 1) <= 0.2
+        out.append(("hook process at N vs at 10,000 events", f"wall {hk['wall_vs_10k']:.2f}×, RSS {hk['rss_vs_10k']:.2f}×",
+                    "within 20%", _status(flat)))
+    if "writers_8_vs_1" in r:
+        out.append(("8 writers vs 1 writer, single durable appends (total throughput)",
+                    f"{r['writers_8_vs_1']:.2f}×", "≥ 2.4×", _status(r["writers_8_vs_1"] >= 2.4)))
     for c in r["concurrent"]:
         out.append((f"{c['processes']} processes × {c['appends_each']} appends of {c['batch']:,} at once",
                     f"{c['events_per_s']:,.0f} events/s; append p50 {c['append_p50_ms']:.2f} ms, "

@@ -13,6 +13,7 @@ from .errors import (
     ConflictError,
     CorruptLogError,
     EventRejected,
+    IncompleteCopyError,
     InvalidInputError,
     LedgerEnvironmentError,
     LedgerError,
@@ -26,6 +27,7 @@ from .cohorts.hooks import PipelineRecorder
 from .cohorts.scope import CohortScope
 from .log.file_store import FileLogStore
 from .log.memory_store import MemoryLogStore
+from .log.object_store import ObjectLogStore
 from .log.store import LogStore
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "CohortScope",
     "ConflictError",
     "CorruptLogError",
+    "IncompleteCopyError",
     "EventIn",
     "EventRejected",
     "FileLogStore",
@@ -48,6 +51,7 @@ __all__ = [
     "MemoryLogStore",
     "NewerFormatError",
     "NotALedgerError",
+    "ObjectLogStore",
     "PipelineRecorder",
     "RecordedEvent",
     "RepairReport",

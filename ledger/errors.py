@@ -8,6 +8,8 @@ that could drift from the library.
 
 from __future__ import annotations
 
+import orjson
+
 
 class LedgerError(Exception):
     """Base of every ledger failure; the message is always one line."""
@@ -72,6 +74,23 @@ class CheckFailed(LedgerError):
     """A check the operator asked for did not hold (e.g. `verify --expect-head`)."""
 
     exit_code = 1
+
+
+class IncompleteCopyError(LedgerError):
+    """The location is a `copy` that has not finished: not a ledger until the copy is resumed."""
+
+    exit_code = 1
+
+    def __init__(self, location: str, marker: bytes) -> None:
+        try:
+            note = orjson.loads(marker)
+            source, target = str(note["source"]), f"seq {int(note['seq'])}"
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            source, target = "?", "its source's head"
+        self.location = location
+        self.source = source
+        super().__init__(f"{location} is an unfinished copy of {source} (copying up to {target}); "
+                         f"run `cohort-ledger copy {source} {location}` again to finish it")
 
 
 class LedgerEnvironmentError(LedgerError):

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger import InvalidInputError
-from ledger.log.object_store import RESERVED, ObjectLogStore
+from ledger import InvalidInputError, LogStore, ObjectLogStore
+from ledger.log.object_store import RESERVED
 from ledger.log.objects import Objects, connect, split_url
-from ledger.log.store import LogStore
 
 from .files import OWNERSHIP_FILE, Changes, check_names, owned, ownership_record, previous_about, sha256_hex
 

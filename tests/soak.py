@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from faults import CrashStats, check_acknowledged, crash_trials  # noqa: E402
+from helpers.faults import CrashStats, check_acknowledged, crash_trials  # noqa: E402
 
 from ledger import Ledger  # noqa: E402
 

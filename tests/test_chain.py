@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import event, log_bytes
+from helpers.builders import event, log_bytes
 from ledger import CorruptLogError, Ledger
 
 BATCH_SIZES = st.lists(st.integers(1, 4), min_size=1, max_size=5)

@@ -17,7 +17,7 @@ from typing import Callable
 import orjson
 import pytest
 
-from conftest import created, event, jsonl, log_bytes, run_cli
+from helpers.builders import created, event, jsonl, log_bytes, run_cli
 from ledger import Ledger
 from ledger.cli import main
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import created, jsonl, run_cli
+from helpers.builders import created, jsonl, run_cli
 from ledger import Ledger
 
 

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
-import pytest
 
-from conftest import run_cli
+from helpers.builders import run_cli
 from ledger import Ledger
 from ledger.cohorts.hooks import hook_event_id
 
-projections = pytest.importorskip("projections")
-if not hasattr(projections, "build"):
-    pytest.skip("projections.build is not on this branch yet", allow_module_level=True)
 
 
 def test_demo_tells_the_story_and_leaves_a_consistent_ledger(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit_logs import histories
-from conftest import created, jsonl, run_cli
+from helpers.audit_logs import histories
+from helpers.builders import created, jsonl, run_cli
 from ledger import Ledger
 from ledger.cohorts.diff import Point, diff
 

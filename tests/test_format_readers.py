@@ -16,7 +16,7 @@ import pytest
 import projections
 from ledger import CorruptLogError, Ledger, NewerFormatError
 
-from conftest import created, run_cli
+from helpers.builders import created, run_cli
 from helpers.forge import AT, forge_batch
 
 LATER = "2026-01-02T00:00:00.000000Z"

@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import created, run_cli
-from faults import fsize_limit
+from helpers.builders import created, run_cli
+from helpers.faults import fsize_limit
 
 from ledger import Ledger
 from ledger.log.fsio import atomic_write

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from conftest import created
+from helpers.builders import created
 
 import ledger.log.scan as scan_module
 from ledger import Ledger

@@ -12,12 +12,11 @@ from typing import Any, Callable
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import created, event, jsonl, run_cli
-from faults import dir_snapshot, rewrite_checkpoint
-from test_reliability_hostile import _read_only_mount_available, run_cli_read_only
+from helpers.builders import created, event, jsonl, run_cli
+from helpers.env import unavailable
+from helpers.faults import dir_snapshot, list_checkpoints, read_only_mount_problem, rewrite_checkpoint, run_cli_read_only
 
 from ledger import Ledger
-from test_checkpoints import list_checkpoints
 from ledger.log.codec import encode_line, genesis_prev
 from projections import build
 from projections.build import CHECKPOINT_EVERY
@@ -132,9 +131,9 @@ def test_a_damaged_checkpoint_is_one_line_never_a_traceback(sealed: Ledger, dama
 
 
 def test_build_on_a_read_only_ledger_delivers_the_projection_with_a_warning(tmp_path: Path) -> None:
-    reason = _read_only_mount_available()
-    if reason and not os.environ.get("CI"):
-        pytest.skip(reason)
+    reason = read_only_mount_problem()
+    if reason:
+        unavailable(reason)
     ledger = Ledger.init(tmp_path / "ledger")
     ledger.append([created("A", "draft", f"d{i}") for i in range(CHECKPOINT_EVERY)])  # a checkpoint is due
     out = tmp_path / "out"

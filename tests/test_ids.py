@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REFERENCE
+from helpers.builders import REFERENCE
 from ledger.domain.ids import (GEN_ID_PREFIX, SIGNATURE_FIELDS, coerce_replicate, collision_gen_id, free_gen_id, gen_id,
                                is_identifier, signature_key, signature_text)
 

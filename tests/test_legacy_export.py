@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE, run_cli
-from legacy_root import SourceGen, write_root
+from helpers.builders import REFERENCE, run_cli
+from helpers.legacy_root import SourceGen, write_root
 
 from ledger import Ledger
 from ledger.legacy import LegacyProblems, apply_export, apply_import, plan_export, plan_import

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import run_cli
-from legacy_root import SourceGen, write_root
+from helpers.builders import run_cli
+from helpers.legacy_root import SourceGen, write_root
 
 from ledger import Ledger
 from ledger.legacy import LegacyProblems, apply_export, apply_import, plan_export, plan_import

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import REFERENCE, run_cli
-from legacy_root import SourceGen, write_root
+from helpers.builders import REFERENCE, run_cli
+from helpers.legacy_root import SourceGen, write_root
 
 from ledger.cohorts.scope import CohortScope
 from ledger.ids import collision_gen_id, gen_id

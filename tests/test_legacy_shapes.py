@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE
+from helpers.builders import REFERENCE
 
 from ledger.errors import InvalidInputError
 from ledger.legacy import SHAPES, MembershipShapeError, normalize_metadata, parse_json_object, read_membership_csv

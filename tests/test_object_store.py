@@ -15,7 +15,7 @@ from ledger.log.file_store import FileLogStore
 from ledger.log.object_store import ObjectLogStore
 from ledger.log.objects import Objects, batch_key
 
-from conftest import created, event
+from helpers.builders import created, event
 
 
 def drafts(prefix: str, n: int, ids: bool = True) -> list[dict[str, Any]]:
@@ -241,3 +241,13 @@ def test_out_may_not_be_inside_the_ledger(s3_url: str) -> None:
     for bad in (s3_url, s3_url + "/log", s3_url + "/checkpoints/x", s3_url + "/ledger.json"):
         with pytest.raises(InvalidInputError):
             build(s3_url, bad)
+
+
+def test_pipeline_recorder_and_scope_take_a_ledger_url(s3_url: str) -> None:
+    from ledger import CohortScope, PipelineRecorder
+
+    opened(s3_url)
+    rec = PipelineRecorder(s3_url, run_id="run-1")
+    seq = rec.record_created("c1", "draft", "d1", "t1")
+    assert PipelineRecorder(s3_url, run_id="run-1").record_created("c1", "draft", "d1", "t1") == seq  # a retry
+    assert CohortScope.open(s3_url).active_stage_gen_ids("c1", "draft") == ["d1"]

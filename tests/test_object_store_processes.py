@@ -21,7 +21,7 @@ import orjson
 
 from ledger import Ledger
 
-from conftest import event
+from helpers.builders import event
 
 WRITER = Path(__file__).resolve().parent / "helpers" / "s3_writer.py"
 

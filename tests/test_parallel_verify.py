@@ -10,9 +10,10 @@ from ledger import CorruptLogError, Ledger
 from ledger.log import parallel
 from ledger.log.parallel import verify_split
 from ledger.log.store import count_events
-from ledger.log.scan import LogScanner
+from ledger.log.codec import genesis_prev
+from ledger.log.scan import LogScanner, Position
 
-from conftest import created
+from helpers.builders import created
 
 
 def _ledger(tmp_path: Path, batches: int = 12, size: int = 7) -> Ledger:
@@ -23,7 +24,7 @@ def _ledger(tmp_path: Path, batches: int = 12, size: int = 7) -> Ledger:
 
 
 def _sequential(led: Ledger) -> tuple[int, str, int, int, int, int]:
-    scanner = LogScanner(led.log_path, led._genesis)
+    scanner = LogScanner(led.log_path, Position(0, genesis_prev(led.config.ledger_id), 0))
     events = count_events(scanner)
     return scanner.end.seq, scanner.end.hash, scanner.end.cursor, events, scanner.tail.bytes, scanner.tail.lines
 
@@ -43,7 +44,7 @@ def test_split_equals_sequential(tmp_path: Path, tail: bytes | None) -> None:
     else:
         with open(led.log_path, "ab") as f:
             f.write(tail)
-    split = verify_split(led.log_path, led._genesis)
+    split = verify_split(led.log_path, Position(0, genesis_prev(led.config.ledger_id), 0))
     assert split is not None
     end, events, t = split
     assert (end.seq, end.hash, end.cursor, events, t.bytes, t.lines) == _sequential(led)

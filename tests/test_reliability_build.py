@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import created, run_cli
-from faults import FAULTS, dir_snapshot, fsize_limit, log_bytes
+from helpers.builders import created, log_bytes, run_cli
+from helpers.faults import FAULTS, dir_snapshot, fsize_limit
 
 from ledger import Ledger
 

@@ -11,8 +11,8 @@ from typing import Callable
 
 import orjson
 import pytest
-from conftest import created, jsonl, run_cli
-from faults import dir_snapshot, line_spans, log_bytes, torn_files, torn_fragment
+from helpers.builders import created, jsonl, log_bytes, run_cli
+from helpers.faults import dir_snapshot, line_spans, torn_files, torn_fragment
 
 from ledger import CorruptLogError, Ledger
 

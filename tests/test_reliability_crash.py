@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import jsonl, run_cli
-from faults import check_acknowledged, crash_trials, draft_events, kill_writer, log_bytes, recover_and_check
+from helpers.builders import jsonl, log_bytes, run_cli
+from helpers.faults import check_acknowledged, crash_trials, draft_events, kill_writer, recover_and_check
 
 from ledger import Ledger
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import jsonl, run_cli
-from faults import FAULTS, append_only, dir_snapshot, draft_events, fsize_limit, log_bytes, torn_files
+from helpers.builders import jsonl, log_bytes, run_cli
+from helpers.env import unavailable
+from helpers.faults import FAULTS, append_only, dir_snapshot, draft_events, fsize_limit, torn_files
 
 from ledger import Ledger
 
@@ -90,7 +91,7 @@ def test_disk_full_mid_batch(tmp_path: Path) -> None:
     if the test dies), filled to two free pages; the append fails with exit 3 and leaves the
     log as it was; once space is freed the same append succeeds."""
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
-        pytest.skip("no mount namespaces here: cannot mount a small tmpfs")
+        unavailable("no mount namespaces here: cannot mount a small tmpfs")
     root = tmp_path / "small"
     root.mkdir()
     script = 'mount -t tmpfs -o size=512k tmpfs "$1" && exec "$2" "$3" enospc "$1"'

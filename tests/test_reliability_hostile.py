@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import created, jsonl, run_cli
-from faults import dir_snapshot
+from helpers.builders import created, jsonl, run_cli
+from helpers.env import unavailable
+from helpers.faults import dir_snapshot, read_only_mount_problem, run_cli_read_only
 
 from ledger import Ledger
 from ledger.cli.core import MAX_LINE_BYTES
@@ -149,29 +150,12 @@ def test_missing_ledger_directory(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _read_only_mount_available() -> str | None:
-    if shutil.which("unshare") is None or shutil.which("mount") is None:
-        return "unshare/mount not installed"
-    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
-    return None if probe.returncode == 0 else f"no mount namespaces here: {probe.stderr.decode().strip()}"
-
-
-def run_cli_read_only(ledger: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run the CLI with the ledger directory bind-mounted read-only, in a private mount
-    namespace (root ignores file modes, so chmod would prove nothing; the mount goes away
-    with the process)."""
-    script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"')
-    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(ledger),
-            sys.executable, "-m", "ledger", "--ledger", str(ledger), *args]
-    return subprocess.run(argv, input=stdin, capture_output=True, timeout=120)
-
-
 def test_read_only_ledger_directory(ledger: Path) -> None:
     """README "Exit codes": permission denied / read-only is an environment failure, exit 3 (the
     issue lists it with the bad-input cases; the documented codes win). Readers still work on it."""
-    reason = _read_only_mount_available()
+    reason = read_only_mount_problem()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     before = dir_snapshot(ledger)
     r = run_cli_read_only(ledger, "append", stdin=jsonl(VALID))
     assert_refused(r, code=3)

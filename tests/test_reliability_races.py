@@ -10,8 +10,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import created
-from faults import FAULTS, draft_events
+from helpers.builders import created
+from helpers.faults import FAULTS, draft_events
 
 from ledger import EventRejected, Ledger
 from ledger.log.codec import genesis_prev

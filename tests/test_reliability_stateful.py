@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from faults import log_bytes, torn_fragment
+from helpers.builders import log_bytes
+from helpers.faults import torn_fragment
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule

@@ -13,13 +13,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit_logs import histories
-from conftest import created, jsonl, run_cli
+from helpers.audit_logs import histories
+from helpers.builders import created, jsonl, run_cli
 from ledger import Ledger
 from ledger.report import composition, render
-
-HOSTILE = "<script>alert(1)</script></td><img src=x onerror=alert(2)> \x1b[2J\x1b]0;title\x07 [a](http://x.invalid) | *b* &amp;"
-
 
 def _cut_after(src: Path, dst: Path, seq: int) -> None:
     """A copy of the ledger whose log ends with the batch holding `seq` (a committed prefix)."""

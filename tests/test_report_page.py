@@ -11,16 +11,15 @@ from typing import Any
 import orjson
 import pytest
 
-from chromium import Browser, executable
-from conftest import run_cli
+from helpers.audit_logs import HOSTILE
+from helpers.chromium import Browser, executable
+from helpers.env import unavailable
+from helpers.builders import run_cli
 from ledger import Ledger
 from ledger.cli.demo_story import run_demo
-from test_report import HOSTILE
 
 if executable() is None:  # make test installs it; in CI a missing browser is a failure, never a skip
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is missing: the report page tests need the Debian chromium package", pytrace=False)
-    pytest.skip("chromium is not installed (make test installs it)", allow_module_level=True)
+    unavailable("chromium is not installed: the report page tests need the Debian chromium package")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import created, jsonl, run_cli
+from helpers.builders import created, jsonl, run_cli
 from ledger import ConflictError, InvalidInputError, Ledger, LedgerConfig, State
 from ledger.domain.ids import collision_gen_id, gen_id
 from ledger.cohorts.reuse import Wanted, apply_plan, plan_and_apply, plan_reuse, read_wanted

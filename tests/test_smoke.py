@@ -1,6 +1,6 @@
 """End-to-end smoke: init, append from stdin, verify, through the real CLI."""
 
-from conftest import created, jsonl, run_cli
+from helpers.builders import created, jsonl, run_cli
 
 
 def test_init_append_verify(tmp_path):

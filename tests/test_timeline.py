@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit_logs import histories
-from conftest import created
+from helpers.audit_logs import histories
+from helpers.builders import created
 from ledger import CorruptLogError, Ledger
 from ledger.cohorts import timeline
 from ledger.cohorts.timeline import scan

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import event, log_bytes
+from helpers.builders import event, log_bytes
 from ledger import CorruptLogError, Ledger
 
 

@@ -15,7 +15,7 @@ import click
 from ..errors import LedgerError
 from ..log.fsio import ENVIRONMENT_ERRNOS
 from .common import cli
-from . import audit, build, cohorts, core, demo, legacy  # noqa: F401  (registers commands)
+from . import audit, build, cohorts, copy, core, demo, legacy  # noqa: F401  (registers commands)
 
 
 def main(argv: list[str] | None = None) -> Any:

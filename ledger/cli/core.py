@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, BinaryIO, Iterator
 
 import click
@@ -35,6 +37,8 @@ def init(stages: str, parents: str | None, as_json: bool) -> None:
 #: Longest input line `append` accepts: far above any real event. A longer line is refused
 #: after reading MAX_LINE_BYTES + 1 bytes of it, so a hostile input cannot exhaust memory.
 MAX_LINE_BYTES = 1 << 20
+#: a run of digits long enough to be an integer outside signed 64 bits (or inside a string)
+_LONG_NUMBER = re.compile(rb"[0-9]{19,}")
 
 
 def read_batch(stream: BinaryIO) -> list[Any]:
@@ -49,9 +53,12 @@ def read_batch(stream: BinaryIO) -> list[Any]:
         if not line.strip():
             raise EventRejected(i, "empty line")
         try:
-            batch.append(orjson.loads(line))
+            obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise EventRejected(i, f"not valid JSON ({exc})") from None
+        if _LONG_NUMBER.search(line):  # orjson reads an integer beyond 64 bits as a float: keep it exact
+            obj = json.loads(line)  # so validation refuses it instead of committing a float
+        batch.append(obj)
     return batch
 
 

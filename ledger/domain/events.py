@@ -8,8 +8,10 @@ relies on the chain to prove the bytes are the ones that passed here.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Annotated, Any, Callable, Literal, Union, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
@@ -26,8 +28,14 @@ EVENT_ID_PATTERN = r"^[!-~]{1,256}$"
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 
 
+#: Validators are built on first use, not at import: a pipeline hook runs in a fresh
+#: process that validates one event, and building every model's schema up front cost
+#: more than the rest of its work (docs/benchmarks.md).
+_LAZY = ConfigDict(defer_build=True)
+
+
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, **_LAZY)
 
 
 class CohortOpened(_Payload):
@@ -89,7 +97,7 @@ class Provenance(BaseModel):
     (the Dagster integration sets them), so an audit can go from an event to the step.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, **_LAZY)
     actor: Text | None = None
     run_id: Text | None = None
     source: Text | None = None
@@ -128,7 +136,7 @@ ORIGIN_OPTIONAL_FIELDS: tuple[str, ...] = tuple(
 class EventIn(BaseModel):
     """One event as a client submits it: the CLI's JSON line or a library call."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, **_LAZY)
     type: str
     data: dict[str, Any]
     id: EventId | None = None
@@ -138,7 +146,7 @@ class EventIn(BaseModel):
 class RecordedEvent(BaseModel):
     """One committed event, as read back from the log (payload upcast to the current version)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, **_LAZY)
     seq: int
     id: str
     type: str
@@ -149,6 +157,16 @@ class RecordedEvent(BaseModel):
     data: dict[str, Any]
     prev: str
     hash: str
+
+
+#: TypedDict's functional form with names and fields computed at run time, which a type
+#: checker cannot follow (it wants literals): the classes built here are only given to pydantic
+_make_typed_dict: Any = TypedDict
+
+
+def _list_of(item: Any) -> Any:
+    """`list[item]` for an item type built at run time."""
+    return list[item]
 
 
 def _typed_dict(model: type[BaseModel]) -> Any:
@@ -163,13 +181,18 @@ def _typed_dict(model: type[BaseModel]) -> Any:
         for constraint in info.metadata:
             annotation = Annotated[annotation, constraint]
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Data", fields)  # type: ignore[operator]
-    typed.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
+    typed = _make_typed_dict(f"{model.__name__}Data", fields)
+    typed.__pydantic_config__ = model.model_config
     return typed
 
 
-#: type -> validator of a list of that type's payloads, and the defaults to fill in
-_DATA_ADAPTERS = {name: TypeAdapter(list[_typed_dict(model)]) for name, model in PAYLOADS.items()}  # type: ignore[misc]
+@cache
+def _data_adapter(kind: str) -> TypeAdapter[list[dict[str, Any]]]:
+    """The validator of a list of one type's payloads (used only to name a rejected event's rule)."""
+    return TypeAdapter(_list_of(_typed_dict(PAYLOADS[kind])))
+
+
+#: type -> the defaults to fill in
 _DEFAULTS = {
     name: {f: info.default for f, info in model.model_fields.items() if not info.is_required() and info.default is not None}
     for name, model in PAYLOADS.items()
@@ -177,7 +200,8 @@ _DEFAULTS = {
 _ENVELOPE_KEYS = frozenset(("type", "data", "id", "by"))
 
 
-def _envelope_union() -> Any:
+@cache
+def envelope_schema() -> TypeAdapter[list[Any]]:
     """Whole client envelopes, discriminated by `type`, each with its payload TypedDict.
 
     Derived from the same models as the checks below and never more permissive than they
@@ -196,7 +220,6 @@ def _envelope_union() -> Any:
     return TypeAdapter(list[Annotated[Union[tuple(members)], Field(discriminator="type")]])  # type: ignore[misc, arg-type]
 
 
-_ENVELOPES = _envelope_union()
 _EVENT_ID_RE = re.compile(EVENT_ID_PATTERN[1:-1])
 
 
@@ -227,6 +250,43 @@ def _check_envelope(item: Any) -> str | None:
     return None
 
 
+#: Free-form JSON payload fields (docs/FORMAT.md): their nesting depth and canonical size are
+#: capped, so every consumer (the canonical encoder, checkpoints, reports) can hold them.
+FREE_FORM_FIELDS: dict[str, tuple[str, ...]] = {"cohort.opened": ("spec",), "generation.reused": ("matched_on",)}
+MAX_FREE_FORM_DEPTH = 32
+MAX_FREE_FORM_BYTES = 64 << 10
+#: integers the log holds: signed 64-bit (docs/FORMAT.md), as most JSON readers can
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def free_form_rule(value: Any) -> str | None:
+    """Why a free-form value cannot be committed (too deep, an integer beyond signed 64 bits,
+    too large), or None. Iterative, so a hostile depth cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is int and not INT_MIN <= item <= INT_MAX:
+            return f"integer {item} is outside the signed 64-bit range"
+        if isinstance(item, (dict, list)):
+            if depth > MAX_FREE_FORM_DEPTH:
+                return f"nested deeper than {MAX_FREE_FORM_DEPTH} levels"
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:
+        return f"not encodable as JSON ({exc})"
+    return f"{size} bytes as JSON, more than {MAX_FREE_FORM_BYTES}" if size > MAX_FREE_FORM_BYTES else None
+
+
+def _check_free_form(raw: list[Any]) -> None:
+    for i, item in enumerate(raw):
+        for field in FREE_FORM_FIELDS.get(item["type"], ()):
+            value = item["data"].get(field)
+            rule = None if value is None else free_form_rule(value)
+            if rule is not None:
+                raise EventRejected(i, f"{item['type']} data.{field}: {rule}", item.get("id"))
+
+
 def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
     """Validate client envelopes {type, data, id?, by?}; return their canonical dicts.
 
@@ -235,9 +295,10 @@ def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
     A valid batch costs one pydantic-core call for all its envelopes and payloads.
     """
     try:
-        _ENVELOPES.validate_python(raw)
+        envelope_schema().validate_python(raw)
     except ValidationError:
         _raise_first_invalid(raw)  # returns only if the rules accept what the schema did not
+    _check_free_form(raw)
     out = []
     for item in raw:
         kind, data, by = item["type"], item["data"], item.get("by")
@@ -266,11 +327,11 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         groups.setdefault(item["type"], []).append(i)
     for kind, indexes in groups.items():
         try:
-            _DATA_ADAPTERS[kind].validate_python([raw[i]["data"] for i in indexes])
+            _data_adapter(kind).validate_python([raw[i]["data"] for i in indexes])
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in err["loc"][1:])
-            failures.append((indexes[err["loc"][0]], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
+            failures.append((indexes[int(err["loc"][0])], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
     if failures:
         index, rule = min(failures)
         item = raw[index]

@@ -8,6 +8,7 @@ written by something that skipped validation, and the store reports it as corrup
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -58,10 +59,9 @@ class Cohort:
     description: str | None = None
     spec: dict[str, Any] | None = None
     sealed_seq: int | None = None
-    #: active members: gen_id -> seq of the event that (last) added it
+    #: active members: gen_id -> seq of the event that (last) added it. A cohort exists once
+    #: opened or given a member, and keeps existing (with a header-only CSV) when emptied.
     members: dict[str, int] = field(default_factory=dict)
-    #: True once any gen was ever a member (such a cohort keeps its membership CSV)
-    had_members: bool = False
 
 
 _MISSING = object()
@@ -98,7 +98,7 @@ class State:
             yield
         except BaseException:
             for target, key, old in reversed(self._journal):
-                if isinstance(target, dict):
+                if isinstance(target, MutableMapping):  # a dict, or an index's lazy map
                     if old is _MISSING:
                         del target[key]
                     else:
@@ -229,11 +229,6 @@ class State:
             raise DomainError(self.existing_rule(data["gen_id"], data["stage"]))
         return gen
 
-    def _add_member(self, c: Cohort, gen_id: str, seq: int) -> None:
-        self._set(c.members, gen_id, seq)
-        if not c.had_members:
-            self._set_attr(c, "had_members", True)
-
     def _on_opened(self, d: dict[str, Any], seq: int) -> int | None:
         c = self.cohort(d["cohort_id"])
         if c.opened_seq is not None:
@@ -277,7 +272,7 @@ class State:
             gen.parent_gen_id = self.generations[gen.parent_gen_id].gen_id  # the same string, held once
         c = self._writable_cohort(gen.origin_cohort_id)
         self._set(self.generations, gen_id, gen)
-        self._add_member(c, gen_id, seq)
+        self._set(c.members, gen_id, seq)
         return None
 
     def _on_reused(self, d: dict[str, Any], seq: int) -> int | None:
@@ -285,7 +280,7 @@ class State:
         c = self.cohorts.get(d["cohort_id"])
         if c is not None and gen.gen_id in c.members:
             return c.members[gen.gen_id]
-        self._add_member(self._writable_cohort(d["cohort_id"]), gen.gen_id, seq)
+        self._set(self._writable_cohort(d["cohort_id"]).members, gen.gen_id, seq)
         return None
 
     def _on_removed(self, d: dict[str, Any], seq: int) -> int | None:

@@ -231,13 +231,13 @@ class _Reader:
         if wide:
             self._check_wide(where, cohort_id, row, origin)
 
-    def _offer(self, where: str, origin: Origin, name: str, cell: Any, column: str) -> None:
+    def _offer(self, where: str, origin: Origin, name: str, cell: Any) -> None:
         """A wide cell for `name`: a contradiction when metadata.json has another value, else a candidate."""
         known = getattr(origin, name)
         if known is None:
             self.fallback[origin.gen_id][name].setdefault(cell, where)
         elif cell != known:
-            self.problem(where, origin.gen_id, f"{column} is {cell!r} here but {known!r} in metadata.json")
+            self.problem(where, origin.gen_id, f"{name} is {cell!r} here but {known!r} in metadata.json")
 
     def _check_wide(self, where: str, cohort_id: str, row: MembershipRow, origin: Origin) -> None:
         """Wide cells against metadata.json: a contradiction only when both are non-empty and differ.
@@ -258,16 +258,16 @@ class _Reader:
         has_parent = self.state.parents.get(origin.stage) is not None
         for name in _WIDE_FIELDS:
             cell = getattr(row, name)
-            if cell is None or (name in _ROOT_ONLY and has_parent and origin.combo_id is None) \
-                    or (name in _CHILD_ONLY and not has_parent):
-                continue  # old wide files repeat the draft's combo_id on every stage: not this gen's
+            not_its_own = (name in _ROOT_ONLY and has_parent) or (name in _CHILD_ONLY and not has_parent)
+            if cell is None or (not_its_own and getattr(origin, name) is None):
+                continue  # e.g. the draft's combo_id, repeated on every stage of old wide files: never filled in
             if name == "replicate":
                 replicate = coerce_replicate(cell)
                 if replicate is None:
                     self.problem(where, origin.gen_id, f"replicate {cell!r} is not an integer >= 1")
                     continue
                 cell = replicate
-            self._offer(where, origin, name, cell, name)
+            self._offer(where, origin, name, cell)
 
     # -- the whole picture ----------------------------------------------------------
     def _filled(self, origin: Origin) -> Origin | None:

@@ -69,7 +69,7 @@ def state_to_bytes(state: State) -> bytes:
     columns.update({f: list(map(attrgetter(f), gens)) for f in _PLAIN})
     cohorts = [
         {"cohort_id": c.cohort_id, "opened_seq": c.opened_seq, "description": c.description, "spec": c.spec,
-         "sealed_seq": c.sealed_seq, "had_members": c.had_members, "members": c.members}
+         "sealed_seq": c.sealed_seq, "members": c.members}
         for c in state.cohorts.values()
     ]
     return orjson.dumps({

@@ -17,20 +17,24 @@ import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
+import orjson
+
+from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .parallel import verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
-from .store import CutTail, LogStore
+from .store import COPY_MARKER, CutTail, LogStore
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
 CHECKPOINT_DIR = "checkpoints"
+#: the writers' index (ledger/app/facts.py, docs/FORMAT.md §7.1)
+INDEX_DIR = "index"
 #: the checkpoint mac key (32 random bytes): beside ledger.json, outside checkpoints/
 KEY_FILE = "checkpoint.key"
 #: names inside a ledger directory that belong to the ledger (never a build's output)
-RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE)
+RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, COPY_MARKER, INDEX_DIR)
 _CKPT_PREFIX, _CKPT_SUFFIX = "state-", ".ckpt"
 #: how far back from a boundary's offset we look for the start of its last line
 _LINE_PROBE = 1 << 16
@@ -62,7 +66,7 @@ class FileLogStore(LogStore):
     # -- identity -------------------------------------------------------------------------
     def create(self, config: bytes) -> None:
         path = self.path
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir() or any(p.name != COPY_MARKER for p in path.iterdir())):
             raise InvalidInputError(f"{path} already exists and is not an empty directory")
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -185,23 +189,47 @@ class FileLogStore(LogStore):
         offset = pos.cursor
         if pos.seq < 1 or type(offset) is not int or offset < 1:
             return False
+        line = self._line_ending_at(offset)
+        return line is not None and closes_batch(line, pos)
+
+    def end(self) -> Position | None:
+        """The boundary at the end of events.jsonl: only its last line is read and checked."""
+        try:
+            size = self._size()
+        except LedgerEnvironmentError:
+            return None
+        line = self._line_ending_at(size) if size else None
+        if line is None:
+            return None
+        try:
+            obj = orjson.loads(line)
+            pos = Position(obj["seq"], obj["hash"], size, obj["at"])
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            return None
+        return pos if type(pos.seq) is int and pos.seq >= 1 and closes_batch(line, pos) else None
+
+    def _line_ending_at(self, offset: int) -> bytes | None:
+        """The complete line (without its `\n`) that ends at byte `offset`, if one does."""
         try:
             with open(self.log_path, "rb") as f:
                 if os.fstat(f.fileno()).st_size < offset:
-                    return False
+                    return None
                 start = max(0, offset - _LINE_PROBE)
                 while True:
                     f.seek(start)
                     chunk = f.read(offset - start)
                     if not chunk.endswith(b"\n"):
-                        return False
+                        return None
                     cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
                     if cut >= 0 or start == 0:
                         break
                     start = max(0, start - _LINE_PROBE * 16)
         except OSError:
-            return False
-        return closes_batch(chunk[cut + 1 : -1], pos)
+            return None
+        return chunk[cut + 1 : -1]
+
+    def index_path(self) -> Path:
+        return self.path / INDEX_DIR / "facts.sqlite"
 
     def extent(self, pos: Position | None = None) -> int:
         """Bytes of events.jsonl (before `pos`)."""
@@ -211,6 +239,26 @@ class FileLogStore(LogStore):
         """On two cores when the log is long (ledger.log.parallel), else the plain scan."""
         split = verify_split(self.log_path, start)
         return split if split is not None else LogStore.verify(self, start)
+
+    # -- an unfinished copy -------------------------------------------------------------------
+    def copy_marker(self) -> bytes | None:
+        try:
+            return (self.path / COPY_MARKER).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise environment_error(exc, f"reading {self.path / COPY_MARKER}") from exc
+
+    def set_copy_marker(self, data: bytes | None) -> None:
+        try:
+            if data is None:
+                (self.path / COPY_MARKER).unlink(missing_ok=True)
+                fsync_dir(self.path)
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.path / COPY_MARKER, data)
+        except OSError as exc:
+            raise environment_error(exc, f"writing {self.path / COPY_MARKER}") from exc
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint_path(self, seq: int) -> Path:

@@ -31,6 +31,7 @@ class MemoryLogStore(LogStore):
         self._config: bytes | None = None
         self._batches: list[bytes] = []
         self._checkpoints: dict[int, bytes] = {}
+        self._copy_marker: bytes | None = None
 
     def __repr__(self) -> str:
         return f"MemoryLogStore({self.location!r})"
@@ -77,6 +78,13 @@ class MemoryLogStore(LogStore):
     def extent(self, pos: Position | None = None) -> int:
         """Batches (before `pos`)."""
         return len(self._batches) if pos is None else int(pos.cursor)
+
+    def copy_marker(self) -> bytes | None:
+        return self._copy_marker
+
+    def set_copy_marker(self, data: bytes | None) -> None:
+        with self._lock:
+            self._copy_marker = None if data is None else bytes(data)
 
     def write_checkpoint(self, seq: int, data: bytes) -> None:
         with self._lock:

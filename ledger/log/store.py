@@ -29,9 +29,14 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .scan import LogScan, Position, Tail
+
+
+#: the name of an unfinished copy's marker, in every backend that keeps names
+COPY_MARKER = "copying.json"
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,20 @@ class LogStore(Protocol):
         """Remove a checkpoint; removing one that is already gone is not an error."""
         ...
 
+    # -- an unfinished copy (ledger.app.copy) -----------------------------------------------
+    def copy_marker(self) -> bytes | None:
+        """The marker an unfinished `copy` into this location left, or None.
+
+        While it is there the location is not a ledger yet (`Ledger.open` refuses it), so a
+        copy that was interrupted never passes for a shorter, valid ledger.
+        """
+        ...
+
+    def set_copy_marker(self, data: bytes | None) -> None:
+        """Write the marker (also where no ledger exists yet: `create` then ignores it), or
+        remove it (None)."""
+        ...
+
     # -- with defaults (inherited by subclasses of this protocol) --------------------------
     def checkpoint_key(self, create: bool) -> bytes | None:
         """The secret that checkpoint macs are made with (made on first use when `create`),
@@ -144,6 +163,17 @@ class LogStore(Protocol):
 
     def close(self) -> None:
         """Release what the store holds open (e.g. a lock file); it stays usable."""
+        return None
+
+    def end(self) -> Position | None:
+        """The batch boundary the log ends at, when the backend can tell without a scan and no
+        tail follows it; None otherwise (then a build replays to find out). What lets a build
+        with nothing new answer at once."""
+        return None
+
+    def index_path(self) -> Path | None:
+        """A local file where the writers' index (ledger/app/facts.py) may live, or None: then
+        writers validate against the folded state. It is a cache, checked against the log."""
         return None
 
     def verify(self, start: Position) -> tuple[Position, int, Tail]:

@@ -6,8 +6,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conftest import created
+from helpers.builders import created
 
+#: text a hostile writer might put in a reason: HTML, terminal escapes, Markdown
+HOSTILE = "<script>alert(1)</script></td><img src=x onerror=alert(2)> \x1b[2J\x1b]0;title\x07 [a](http://x.invalid) | *b* &amp;"
 COHORTS = ["A", "B", "C"]
 #: removal reasons as a hostile writer might record them (all valid text)
 REASONS = ["bad", "<script>alert(1)</script>", "\x1b[31mred\x1b[0m", "[x](http://example.invalid) | *y*"]

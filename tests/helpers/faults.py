@@ -33,7 +33,14 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from ledger import ConflictError, Ledger, LedgerEnvironmentError
+from ledger.domain.events import envelope_schema
 from ledger.log.codec import encode_line
+from ledger.log.file_store import FileLogStore
+
+if not __package__:  # run as a script (`python tests/helpers/faults.py CMD`): make `helpers` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from helpers.builders import log_bytes  # noqa: E402
 
 LOG = "events.jsonl"
 FAULTS = Path(__file__).resolve()
@@ -55,10 +62,6 @@ def rewrite_checkpoint(ledger: Path, path: Path, edit: Callable[[dict[str, Any]]
         key = (ledger / "checkpoint.key").read_bytes()
         header["mac"] = hmac.new(key, fields + b"\n" + body, hashlib.sha256).hexdigest()
     path.write_bytes(orjson.dumps(header) + b"\n" + body)
-
-
-def log_bytes(ledger: Path) -> bytes:
-    return (ledger / LOG).read_bytes()
 
 
 def dir_snapshot(ledger: Path) -> dict[str, bytes]:
@@ -92,13 +95,13 @@ def fsize_limit(limit: int) -> Callable[[], None]:
 def append_only(path: Path) -> Iterator[None]:
     """`chattr +a`: the file can be appended to but not truncated (ftruncate fails with EPERM),
     even for root. Skips the test where the filesystem has no such attribute."""
-    import pytest  # only the tests need it, not the child processes
+    from helpers.env import unavailable  # only the tests need it (and pytest), not the child processes
 
     if shutil.which("chattr") is None:
-        pytest.skip("chattr not installed: cannot make ftruncate fail")
+        unavailable("chattr not installed: cannot make ftruncate fail")
     done = subprocess.run(["chattr", "+a", str(path)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"chattr +a not supported here: {done.stderr.decode().strip()}")
+        unavailable(f"chattr +a not supported here: {done.stderr.decode().strip()}")
     try:
         yield
     finally:
@@ -143,6 +146,8 @@ def batch_size(rng: random.Random, max_batch: int) -> int:
 def crash_writer(ledger: Path, acks: Path, seed: int, max_batch: int) -> None:
     rng = random.Random(seed)
     led = Ledger.open(ledger)
+    led.generation("")  # before the kill window opens: the writers' index caught up (or built)
+    envelope_schema()  # and the validators built, as a long-running writer has them
     with open(acks, "ab") as ack:
         print("ready", flush=True)
         for b in range(10**9):
@@ -399,6 +404,31 @@ def main(argv: list[str]) -> None:
     else:
         sys.exit(f"usage: {Path(__file__).name} write LEDGER ACKS SEED MAX_BATCH | race LEDGER OUT WORKER OPS"
                  " | read LEDGER OUT STOPFILE | efbig-retry LEDGER ROOM N | enospc DIR")
+
+
+# -- read-only ledgers and checkpoints --------------------------------------------------
+def read_only_mount_problem() -> str | None:
+    """Why a read-only bind mount cannot be made here (None: it can)."""
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return "unshare/mount not installed"
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    return None if probe.returncode == 0 else f"no mount namespaces here: {probe.stderr.decode().strip()}"
+
+
+def run_cli_read_only(ledger: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI with the ledger directory bind-mounted read-only, in a private mount
+    namespace (root ignores file modes, so chmod would prove nothing; the mount goes away
+    with the process)."""
+    script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"')
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(ledger),
+            sys.executable, "-m", "ledger", "--ledger", str(ledger), *args]
+    return subprocess.run(argv, input=stdin, capture_output=True, timeout=120)
+
+
+def list_checkpoints(ledger_dir: Path) -> list[Path]:
+    """The checkpoint files of a ledger directory, newest first."""
+    store = FileLogStore(ledger_dir)
+    return [store.checkpoint_path(seq) for seq in store.checkpoints()]
 
 
 if __name__ == "__main__":

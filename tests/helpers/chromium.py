@@ -3,7 +3,7 @@
 Started with a fresh profile and the network emulated offline; every console message,
 uncaught exception, log entry, request and failed load is recorded, so a test can assert the
 page made no request but its own file and `data:` images and logged no error. Also run as a
-script to make the README's screenshot: `python tests/chromium.py PAGE.html OUT.png [HEIGHT [SELECTOR]]`
+script to make the README's screenshot: `python tests/helpers/chromium.py PAGE.html OUT.png [HEIGHT [SELECTOR]]`
 (HEIGHT pixels from the top of the page, or of the first element SELECTOR matches).
 """
 
