@@ -114,7 +114,12 @@ def hook(ledger: str, run_id: str, cohort: str, stage: str, gen_id: str) -> dict
 
 def scope(path: str, cohort: str, stage: str, gen_id: str) -> dict[str, Any]:
     """The two questions every pipeline asset asks, from a fresh process, timed after imports."""
+    import importlib.util
+
     import pyarrow.parquet  # noqa: F401  (imports are not what this measures)
+
+    if importlib.util.find_spec("pandas") is not None:
+        import pandas  # noqa: F401  (pyarrow imports it on its first conversion of a Python value)
 
     from ledger.cohorts.scope import CohortScope
 

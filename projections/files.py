@@ -68,7 +68,9 @@ _PARQUET_OPTIONS: dict[str, Any] = {
     "use_dictionary": True,
     "write_statistics": True,
     "write_page_index": False,
-    "row_group_size": 1 << 20,
+    # row groups of 64k rows: a reader asking for one cohort or one gen (CohortScope) skips the
+    # groups whose min/max statistics exclude it (rows are sorted by cohort, stage, gen_id)
+    "row_group_size": 1 << 16,
     "data_page_size": 1 << 20,
     "store_schema": True,
 }

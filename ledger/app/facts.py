@@ -21,6 +21,7 @@ decisions with the same messages (tests/test_facts.py checks that against the pl
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 import operator
 import os
 import sqlite3
@@ -30,7 +31,7 @@ from typing import Any, Callable, Generic, Iterable, Iterator, MutableMapping, T
 import orjson
 
 from ..domain.config import LedgerConfig
-from ..domain.state import Cohort, Generation, State
+from ..domain.state import Cohort, Generation, State, folder_key
 from ..log.scan import Position
 
 FORMAT = "cohort-ledger-facts"
@@ -173,6 +174,16 @@ class IndexedState(State):
         members: _LazyMap[str, int] = _LazyMap(lambda gid: self._load_member(cohort_id, gid))
         return Cohort(cohort_id, opened, description, orjson.loads(spec) if spec is not None else None, sealed,
                       members)  # type: ignore[arg-type]
+
+    def cohort_sharing_folder(self, cohort_id: str) -> str | None:
+        """`State.cohort_sharing_folder` over the index: this batch's new cohorts, then the table."""
+        key = folder_key(cohort_id)
+        pending = next((c for c, v in self.cohorts.changes() if v is not None and folder_key(c) == key), None)
+        if pending is not None:
+            return pending
+        row = self._db.execute("SELECT cohort_id FROM cohorts WHERE lower(rtrim(cohort_id, '.')) = ? LIMIT 1",
+                               (key,)).fetchone()
+        return row[0] if row is not None else None
 
     def _load_member(self, cohort_id: str, gen_id: str) -> int | None:
         row = self._db.execute("SELECT seq FROM members WHERE cohort_id = ? AND gen_id = ?",
@@ -482,9 +493,9 @@ def _write_changes(db: sqlite3.Connection, state: IndexedState) -> None:
         if isinstance(members, _LazyMap):
             members.dirty.clear()
         else:  # a cohort new to the index: from now on its rows are there
-            loaded: _LazyMap[str, int] = _LazyMap(lambda gid, cid=cohort.cohort_id: state._load_member(cid, gid))
+            loaded: _LazyMap[str, int] = _LazyMap(partial(state._load_member, cohort.cohort_id))
             loaded.preload(dict(members))
-            cohort.members = loaded  # type: ignore[assignment]
+            cohort.members = loaded
     db.executemany("INSERT OR REPLACE INTO cohorts VALUES (?,?,?,?,?)", put_c)
     db.executemany("DELETE FROM cohorts WHERE cohort_id = ?", drop_c)
     put_m.sort()

@@ -124,17 +124,20 @@ class Ledger:
         config = LedgerConfig.from_json(raw, os.path.join(store.location, "ledger.json"))
         return cls(store, config)
 
+    def _local(self) -> FileLogStore:
+        if not isinstance(self.store, FileLogStore):
+            raise InvalidInputError(f"{self.store.location} is not a local ledger directory")
+        return self.store
+
     @property
     def path(self) -> Path:
         """The ledger directory, for a ledger held by the local directory backend."""
-        if not isinstance(self.store, FileLogStore):
-            raise InvalidInputError(f"{self.store.location} is not a local ledger directory")
-        return self.store.path
+        return self._local().path
 
     @property
     def log_path(self) -> Path:
         """`events.jsonl`, for a ledger held by the local directory backend."""
-        return self.path / "events.jsonl"
+        return self._local().log_path
 
     def close(self) -> None:
         """Release what the store and the index hold open; the ledger stays usable."""
@@ -314,6 +317,10 @@ class Ledger:
             for i, ev in enumerate(batch):
                 event_id = ev.id or f"{token}-{i}"
                 seq = state.seq + 1
+                cohort_id = ev.data.get("cohort_id")
+                rule = None if cohort_id is None or cohort_id in state.cohorts else state.new_cohort_rule(cohort_id)
+                if rule is not None:
+                    raise EventRejected(i, rule, ev.id)
                 try:
                     done_at = state.apply(ev.type, ev.data, seq, event_id, at)
                 except DomainError as exc:

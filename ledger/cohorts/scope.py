@@ -233,7 +233,8 @@ class _ProjectionScope(CohortScope):
             return super().active_stage_gen_ids(cohort_id, stage)
         import pyarrow.compute as pc
 
-        rows = _read_parquet(self._out / MEMBERSHIP, ["cohort_id", "stage", "gen_id"])
+        rows = _read_parquet(self._out / MEMBERSHIP, ["cohort_id", "stage", "gen_id"],
+                             {"cohort_id": cohort_id, "stage": stage})
         mask = pc.and_(pc.equal(rows.column("cohort_id"), cohort_id), pc.equal(rows.column("stage"), stage))
         return sorted(rows.column("gen_id").filter(mask).to_pylist())
 
@@ -242,7 +243,7 @@ class _ProjectionScope(CohortScope):
             return super().origin_metadata(gen_id)
         import pyarrow.compute as pc
 
-        manifest = _read_parquet(self._out / MANIFEST)
+        manifest = _read_parquet(self._out / MANIFEST, None, {"gen_id": gen_id})
         self._check_columns(manifest.column_names)
         at = pc.index(manifest.column("gen_id"), gen_id).as_py()
         if at < 0:
@@ -291,17 +292,33 @@ _STORED = METADATA_FIELDS[:-1]
 _get_stored = attrgetter(*_STORED)
 
 
-def _read_parquet(path: Path, columns: list[str] | None = None) -> "pa.Table":
-    """The file's table (only `columns`, when given), read without the dataset layer."""
+def _read_parquet(path: Path, columns: list[str] | None = None, where: dict[str, str] | None = None) -> "pa.Table":
+    """The file's table (only `columns`, when given); with `where` (column -> value), only the
+    row groups whose min/max statistics admit every value (the caller still filters rows)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path).read(columns=columns)
+        if where is None:
+            return pq.ParquetFile(path).read(columns=columns)
+        file = pq.ParquetFile(path)
+        groups = [i for i in range(file.num_row_groups) if _may_hold(file.metadata.row_group(i), where)]
+        return file.read_row_groups(groups, columns=columns)
     except FileNotFoundError:
         raise InvalidInputError(f"{path} is missing: run `cohort-ledger build` first") from None
     except (OSError, pa.ArrowInvalid) as exc:
         raise InvalidInputError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _may_hold(group: Any, where: dict[str, str]) -> bool:
+    """False only when a row group's statistics prove no row has every `where` value."""
+    for i in range(group.num_columns):
+        column = group.column(i)
+        value = where.get(column.path_in_schema)
+        stats = column.statistics
+        if value is not None and stats is not None and stats.has_min_max and not stats.min <= value <= stats.max:
+            return False
+    return True
 
 
 def _projection_info(out: Path) -> dict[str, Any]:
