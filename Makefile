@@ -8,7 +8,7 @@ N ?= 100000
 EXTRAS := test,dagster,s3,report
 TRIALS ?= 200
 
-.PHONY: demo demo-dagster test bench bench-report soak clean browser
+.PHONY: demo demo-dagster check test bench bench-report soak clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium) \
 		|| echo "chromium could not be installed: the report page tests will skip (and fail under CI=true)"
 
-test: $(STAMP) browser
+# Static types: the library and the projections are fully annotated, checked with --strict.
+check: $(STAMP)
+	$(BIN)/python -m mypy --strict ledger projections
+
+test: $(STAMP) browser check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Crash soak (not part of `make test`): TRIALS SIGKILLs of a writer, every promise checked.

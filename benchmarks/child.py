@@ -7,6 +7,8 @@ of several concurrent appenders. Prints one JSON object.
     python -m benchmarks.child verify LEDGER
     python -m benchmarks.child phases LEDGER OUT SCRATCH
     python -m benchmarks.child duckdb LEDGER OUT
+    python -m benchmarks.child hook LEDGER RUN_ID COHORT STAGE GEN_ID
+    python -m benchmarks.child scope PATH COHORT STAGE GEN_ID
     python -m benchmarks.child append LEDGER TAG APPENDS BATCH   (waits for "go" on stdin)
 """
 
@@ -95,6 +97,40 @@ def duckdb_peer(ledger: str, out: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "maxrss_kib": _maxrss_kib(), **counts}
 
 
+def hook(ledger: str, run_id: str, cohort: str, stage: str, gen_id: str) -> dict[str, Any]:
+    """What a pipeline step does in its own process: import the hooks, ask whether a gen is
+    materialized, record one event durably (the harness times the whole process from outside)."""
+    t0 = time.perf_counter()
+    from ledger.hooks import PipelineRecorder
+
+    t1 = time.perf_counter()
+    rec = PipelineRecorder(ledger, run_id)
+    materialized = rec.is_materialized(gen_id)
+    rec.record_materialized(cohort, stage, gen_id, {"parsed.txt": "0" * 64})
+    t2 = time.perf_counter()
+    return {"import_seconds": t1 - t0, "work_seconds": t2 - t1, "materialized": materialized,
+            "cpu_seconds": time.process_time(), "maxrss_kib": _maxrss_kib()}
+
+
+def scope(path: str, cohort: str, stage: str, gen_id: str) -> dict[str, Any]:
+    """The two questions every pipeline asset asks, from a fresh process, timed after imports."""
+    import importlib.util
+
+    import pyarrow.parquet  # noqa: F401  (imports are not what this measures)
+
+    if importlib.util.find_spec("pandas") is not None:
+        import pandas  # noqa: F401  (pyarrow imports it on its first conversion of a Python value)
+
+    from ledger.cohorts.scope import CohortScope
+
+    t0 = time.perf_counter()
+    sc = CohortScope.open(path)
+    active = sc.active_stage_gen_ids(cohort, stage)
+    origin = sc.origin_metadata(gen_id)
+    return {"seconds": time.perf_counter() - t0, "active": len(active), "origin_stage": origin["stage"],
+            "maxrss_kib": _maxrss_kib()}
+
+
 def open_state(ledger: str) -> dict[str, Any]:
     from ledger import Ledger
 
@@ -117,7 +153,7 @@ def append(ledger: str, tag: str, appends: int, batch: int) -> dict[str, Any]:
     from .generate import fresh_drafts
 
     led = Ledger.open(ledger)
-    led.state  # catch up before the start line, so the timing is appends only
+    led.generation("")  # catch up (the writers' index) before the start line, so the timing is appends only
     events = fresh_drafts(tag, appends * batch)
     print("ready", flush=True)
     sys.stdin.readline()
@@ -143,6 +179,12 @@ def main() -> None:
     f.add_argument("ledger")
     f.add_argument("out")
     f.add_argument("scratch")
+    h = sub.add_parser("hook")
+    for name in ("ledger", "run_id", "cohort", "stage", "gen_id"):
+        h.add_argument(name)
+    sc = sub.add_parser("scope")
+    for name in ("path", "cohort", "stage", "gen_id"):
+        sc.add_argument(name)
     d = sub.add_parser("duckdb")
     d.add_argument("ledger")
     d.add_argument("out")
@@ -160,6 +202,10 @@ def main() -> None:
         result = open_state(args.ledger)
     elif args.task == "phases":
         result = phases(args.ledger, args.out, args.scratch)
+    elif args.task == "hook":
+        result = hook(args.ledger, args.run_id, args.cohort, args.stage, args.gen_id)
+    elif args.task == "scope":
+        result = scope(args.path, args.cohort, args.stage, args.gen_id)
     elif args.task == "duckdb":
         result = duckdb_peer(args.ledger, args.out)
     elif args.task == "verify":

@@ -49,7 +49,19 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"{ib['seconds']:.3f} s = {ib['vs_full']:.1%} of full", "≤ 10% of full build",
                     _status(ib["vs_full"] <= 0.10)))
         if "noop_build" in r:
-            out.append(("build again, no new events", f"{r['noop_build']['seconds']:.3f} s", "", ""))
+            nb = r["noop_build"]
+            rss = nb.get("peak_rss_bytes")
+            fig = f"{nb['seconds'] * 1e3:.1f} ms" + (f", peak RSS {rss / 2**20:,.0f} MiB" if rss else "")
+            ok = nb["seconds"] <= 0.050 and (rss is None or rss <= 100 * 2**20)
+            out.append(("build again, no new events (fresh process, after imports)", fig, "≤ 50 ms, ≤ 100 MB",
+                        _status(ok)))
+        sc = r.get("scope")
+        if sc:
+            for label in ("projection", "ledger"):
+                q = sc[label]
+                out.append((f"CohortScope over the {label} (fresh process): active_stage_gen_ids + origin_metadata",
+                            f"{q['seconds'] * 1e3:.0f} ms after imports ({q['active']:,} gens)", "≤ 150 ms",
+                            _status(q["seconds"] <= 0.150)))
         out.append(("checkpoint file at N", f"{fb.get('checkpoint_bytes', 0) / 2**20:,.1f} MiB", "", ""))
         out.append(("peak RSS of a full build (child process)", f"{fb['peak_rss_bytes'] / 2**20:,.0f} MiB",
                     "≤ 1 GiB", _status(fb["peak_rss_bytes"] <= GIB)))
@@ -75,6 +87,155 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     g = r["latency_growth"]
     out.append((f"append p50 at {r['latency_n']['events_in_ledger']:,} vs 1,000 events", f"{g:.2f}×",
                 "within 20%", _status(abs(g - 1) <= 0.20)))
+    hk = r.get("hook")
+    if hk:
+        for label, name in (("n", f"{r['n'] + r['n'] // 100:,} events"), ("10k", "10,000 events")):
+            h = hk[label]
+            out.append((f"hook process on {name}: spawn, import, PipelineRecorder, is_materialized, one durable record",
+                        f"{h['wall_seconds'] * 1e3:.0f} ms wall (imports {h['import_seconds'] * 1e3:.0f} ms, work "
+                        f"{h['work_seconds'] * 1e3:.0f} ms, CPU {h['cpu_seconds'] * 1e3:.0f} ms); peak RSS "
+                        f"{h['peak_rss_bytes'] / 2**20:,.0f} MiB", "≤ 250 ms, ≤ 150 MB",
+                        _status(h["wall_seconds"] <= 0.250 and h["peak_rss_bytes"] <= 150 * 2**20)))
+        flat = abs(hk["wall_vs_10k"] - 1) <= 0.2 and abs(hk["rss_vs_10k"] - 1) <= 0.2
+        out.append(("hook process at N vs at 10,000 events", f"wall {hk['wall_vs_10k']:.2f}×, RSS {hk['rss_vs_10k']:.2f}×",
+                    "within 20%", _status(flat)))
+    if "writers_8_vs_1" in r:
+        out.append(("8 writers vs 1 writer, single durable appends (total throughput)",
+                    f"{r['writers_8_vs_1']:.2f}×", "≥ 2.4×", _status(r["writers_8_vs_1"] >= 2.4)))
+    for c in r["concurrent"]:
+        out.append((f"{c['processes']} processes × {c['appends_each']} appends of {c['batch']:,} at once",
+                    f"{c['events_per_s']:,.0f} events/s; append p50 {c['append_p50_ms']:.2f} ms, "
+                    f"p99 {c['append_p99_ms']:.2f} ms; chain verified", "", ""))
+    out.append(("read back every event in order (Ledger.read)",
+                f"{r['read_all']['seconds']:.3f} s = {r['read_all']['events_per_s']:,.0f} events/s", "", ""))
+    li = r.get("legacy_import")
+    if li:
+        out.append((f"import-legacy of {li['gens']:,} gens ({li['events']:,} events)",
+                    f"plan {li['plan_seconds']:.2f} s + apply {li['apply_seconds']:.2f} s; "
+                    f"no-op re-plan {li['replan_seconds']:.2f} s", "", ""))
+    a = r["baseline_a"]
+    fig = f"{a['seconds']:.3f} s for {a['generations']:,} generations"
+    if "vs_full_build" in a:
+        fig += f"; ledger full build {a['vs_full_build']:.1f}× faster, incremental {a['vs_incremental_build']:.1f}× faster"
+    out.append(("baseline A: scan metadata.json tree → manifest.parquet", fig, "ledger ≥ 10× faster",
+                _status(a["vs_full_build"] >= 10) if "vs_full_build" in a else "n/a"))
+    b = r["baseline_b"]
+    if "skipped" in b:
+        out.append(("baseline B: eventsourcing + SQLite", "skipped: " + b["skipped"], "report", "n/a"))
+        return out
+    out.append(("baseline B: eventsourcing + SQLite, append (10,000/save)",
+                f"{b['append_events_per_s']:,.0f} events/s; ledger {b['ledger_append_speedup']:.1f}×", "report", ""))
+    out.append(("baseline B: read back in order (notifications → domain events)",
+                f"{b['read_events_per_s']:,.0f} events/s; ledger read {b['ledger_read_speedup']:.1f}×, "
+                f"verify {b['ledger_verify_speedup']:.1f}×", "report", ""))
+    out.append(("baseline B: single-event save p50 / p99",
+                f"{b['single_p50_ms']:.3f} / {b['single_p99_ms']:.3f} ms; ledger p50 "
+                f"{b['ledger_single_p50_ratio']:.2f}× of it", "report", ""))
+    return out
+
+
+def analysis(r: dict[str, Any]) -> list[str]:
+    """One paragraph per target: the measured figure and, where it is missed, why.
+
+    Generated from the same results as the table, so the prose can never quote a figure
+    the harness did not print.
+    """
+    n, out = r["n"], []
+    floor = r["raw_floor"]["seconds"]
+    v, v1 = r["verify"], r.get("verify_one_core")
+    one = f" (one core: {v1['events_per_s']:,.0f} events/s)" if v1 else ""
+    if v["events_per_s"] >= 400_000:
+        out.append(f"- **verify: met**, {v['events_per_s']:,.0f} events/s{one}. The scan streams events instead "
+                   "of holding 10,000-event batches, and `verify` scans the two halves of the log on two cores "
+                   "(`ledger/log/parallel.py`; the second half starts at a batch boundary whose claimed position the "
+                   "first half's scan must reach exactly, otherwise the sequential scan runs and names the bad seq).")
+    else:
+        out.append(f"- **verify: not met**, {v['events_per_s']:,.0f} events/s{one}. It scans the two halves of "
+                   "the log on two cores; with the second core busy it is the one-core figure.")
+    fb = r["full_build"]
+    if "seconds" in fb:
+        ph = fb.get("phases", {})
+        scan = v1["seconds"] if v1 else None
+        parts = ""
+        if ph and scan is not None:
+            fold = max(0.0, ph["replay"] - scan)
+            rest = fold + ph["render"] + ph["write_files"] + ph["checkpoint"]
+            parts = (f" Step by step: replay {ph['replay']:.2f} s — the verified scan alone (one core) is "
+                     f"{scan:.2f} s, so the fold is ≈ {fold:.2f} s — then render {ph['render']:.2f} s, writing the "
+                     f"files {ph['write_files']:.2f} s and the checkpoint {ph['checkpoint']:.2f} s. The floor is only "
+                     f"the parse + hash part: even with all hashing moved to the second core, the fold, render and "
+                     f"checkpoint alone ({rest:.2f} s) are {rest / floor:.1f}× the floor.")
+        status = "met" if fb["vs_floor"] <= 1.0 else "not met"
+        peer = r.get("duckdb_peer", {})
+        vs_peer = (f" The DuckDB peer computes the same manifest and membership Parquet from the same log in "
+                   f"{peer['seconds']:.2f} s (no hash check, no rule, no CSV, no checkpoint): the full build is "
+                   f"{peer['full_build_vs_peer']:.2f}× it (target ≤ 1.5×: "
+                   f"{'met' if peer['full_build_vs_peer'] <= 1.5 else 'not met'}).") if "seconds" in peer else ""
+        out.append(f"- **full build ≤ 1.0× floor: {status}**, {fb['seconds']:.2f} s = {fb['vs_floor']:.2f}× the "
+                   f"floor's {floor:.2f} s.{parts}{vs_peer} Reaching either needs a fold that does not run Python "
+                   "code per event: a columnar second fold (Arrow compute, or DuckDB as the engine) bound to "
+                   "`ledger/domain/state.py` by a differential property test (same state, byte-identical "
+                   "projections, same first bad seq and message on rule-breaking logs). It was not built in this "
+                   "round (the hook path, the no-op build and the scope queries came first): the Python fold stays "
+                   "the only one, and the miss is reported.")
+        ib = r["incremental_build"]
+        out.append((f"incremental build after {ib['new_events']:,} new events (1%)",
+                    f"{ib['seconds']:.3f} s = {ib['vs_full']:.1%} of full", "≤ 10% of full build",
+                    _status(ib["vs_full"] <= 0.10)))
+        if "noop_build" in r:
+            nb = r["noop_build"]
+            rss = nb.get("peak_rss_bytes")
+            fig = f"{nb['seconds'] * 1e3:.1f} ms" + (f", peak RSS {rss / 2**20:,.0f} MiB" if rss else "")
+            ok = nb["seconds"] <= 0.050 and (rss is None or rss <= 100 * 2**20)
+            out.append(("build again, no new events (fresh process, after imports)", fig, "≤ 50 ms, ≤ 100 MB",
+                        _status(ok)))
+        sc = r.get("scope")
+        if sc:
+            for label in ("projection", "ledger"):
+                q = sc[label]
+                out.append((f"CohortScope over the {label} (fresh process): active_stage_gen_ids + origin_metadata",
+                            f"{q['seconds'] * 1e3:.0f} ms after imports ({q['active']:,} gens)", "≤ 150 ms",
+                            _status(q["seconds"] <= 0.150)))
+        out.append(("checkpoint file at N", f"{fb.get('checkpoint_bytes', 0) / 2**20:,.1f} MiB", "", ""))
+        out.append(("peak RSS of a full build (child process)", f"{fb['peak_rss_bytes'] / 2**20:,.0f} MiB",
+                    "≤ 1 GiB", _status(fb["peak_rss_bytes"] <= GIB)))
+    else:
+        out.append(("full / incremental build", "skipped: " + fb["skipped"], "", "n/a"))
+    out.append(("Ledger.open + state, full replay (no checkpoint)",
+                f"{r['open_replay']['seconds']:.3f} s = {r['open_replay']['events_per_s']:,.0f} events/s", "", ""))
+    oc = r["open_checkpoint"]
+    if "seconds" in oc:
+        out.append(("Ledger.open + state from a checkpoint", f"{oc['seconds']:.3f} s = {oc['vs_replay']:.1%} of replay",
+                    "≤ 10% of full replay", _status(oc["vs_replay"] <= 0.10)))
+    else:
+        out.append(("Ledger.open + state from a checkpoint", "skipped: " + oc["skipped"], "≤ 10% of full replay", "n/a"))
+    ab = r["append_batch"]
+    out.append((f"batch append ({ab['batch']:,} events/batch)", f"{ab['events_per_s']:,.0f} events/s",
+                "≥ 200,000 events/s", _status(ab["events_per_s"] >= 200_000)))
+    for key in ("latency_1k", "latency_n"):
+        lat = r[key]
+        out.append((f"durable single append on {lat['events_in_ledger']:,} events (p50 / p99)",
+                    f"{lat['lib_p50_ms']:.3f} / {lat['lib_p99_ms']:.3f} ms; bare write+fdatasync "
+                    f"{lat['bare_p50_ms']:.3f} / {lat['bare_p99_ms']:.3f} ms; p50 {lat['p50_ratio']:.2f}× bare",
+                    "p50 ≤ 2× bare", _status(lat["p50_ratio"] <= 2.0)))
+    g = r["latency_growth"]
+    out.append((f"append p50 at {r['latency_n']['events_in_ledger']:,} vs 1,000 events", f"{g:.2f}×",
+                "within 20%", _status(abs(g - 1) <= 0.20)))
+    hk = r.get("hook")
+    if hk:
+        for label, name in (("n", f"{r['n'] + r['n'] // 100:,} events"), ("10k", "10,000 events")):
+            h = hk[label]
+            out.append((f"hook process on {name}: spawn, import, PipelineRecorder, is_materialized, one durable record",
+                        f"{h['wall_seconds'] * 1e3:.0f} ms wall (imports {h['import_seconds'] * 1e3:.0f} ms, work "
+                        f"{h['work_seconds'] * 1e3:.0f} ms, CPU {h['cpu_seconds'] * 1e3:.0f} ms); peak RSS "
+                        f"{h['peak_rss_bytes'] / 2**20:,.0f} MiB", "≤ 250 ms, ≤ 150 MB",
+                        _status(h["wall_seconds"] <= 0.250 and h["peak_rss_bytes"] <= 150 * 2**20)))
+        flat = abs(hk["wall_vs_10k"] - 1) <= 0.2 and abs(hk["rss_vs_10k"] - 1) <= 0.2
+        out.append(("hook process at N vs at 10,000 events", f"wall {hk['wall_vs_10k']:.2f}×, RSS {hk['rss_vs_10k']:.2f}×",
+                    "within 20%", _status(flat)))
+    if "writers_8_vs_1" in r:
+        out.append(("8 writers vs 1 writer, single durable appends (total throughput)",
+                    f"{r['writers_8_vs_1']:.2f}×", "≥ 2.4×", _status(r["writers_8_vs_1"] >= 2.4)))
     for c in r["concurrent"]:
         out.append((f"{c['processes']} processes × {c['appends_each']} appends of {c['batch']:,} at once",
                     f"{c['events_per_s']:,.0f} events/s; append p50 {c['append_p50_ms']:.2f} ms, "
@@ -169,6 +330,50 @@ def analysis(r: dict[str, Any]) -> list[str]:
         out.append(f"- **peak RSS ≤ 1 GiB: {'met' if rss <= GIB else 'not met'}**, {rss / 2**20:,.0f} MiB for the "
                    "full build (its own process image, `VmHWM`); the fold keeps one string per distinct "
                    "stage/cohort/template/model/mode value instead of one per event.")
+    nb = r.get("noop_build")
+    if nb:
+        ok = nb["seconds"] <= 0.050 and nb.get("peak_rss_bytes", 0) <= 100 * 2**20
+        out.append(f"- **no-op build ≤ 50 ms, ≤ 100 MB: {'met' if ok else 'not met'}**, {nb['seconds'] * 1e3:.1f} ms"
+                   + (f", {nb['peak_rss_bytes'] / 2**20:,.0f} MiB (the whole process, pyarrow imported)"
+                      if "peak_rss_bytes" in nb else "")
+                   + ". A build first compares the log's last line (seq, hash, closing its batch) with the out dir's "
+                   "`_projection.json` and checks each recorded file's sha256; when both hold, nothing is replayed, "
+                   "rendered or written.")
+    sc = r.get("scope")
+    if sc:
+        parts = "; ".join(f"from the {k} {sc[k]['seconds'] * 1e3:.0f} ms" for k in ("projection", "ledger"))
+        ok = all(sc[k]["seconds"] <= 0.150 for k in ("projection", "ledger"))
+        out.append(f"- **scope queries ≤ 150 ms beyond imports: {'met' if ok else 'not met'}**, {parts} "
+                   f"(`active_stage_gen_ids` of {sc['projection']['active']:,} gens, then `origin_metadata`). Over a "
+                   "projection dir only the membership columns and the manifest are read, with no Python object per "
+                   "row; over a ledger both answers come from a pinned snapshot of the writers' index "
+                   "(`index/facts.sqlite`), and no state is loaded. Any other query loads everything once, as before.")
+    hk = r.get("hook")
+    if hk:
+        n_, k_ = hk["n"], hk["10k"]
+        ok = all(h["wall_seconds"] <= 0.250 and h["peak_rss_bytes"] <= 150 * 2**20 for h in (n_, k_))
+        flat = abs(hk["wall_vs_10k"] - 1) <= 0.2 and abs(hk["rss_vs_10k"] - 1) <= 0.2
+        out.append(f"- **hook process ≤ 250 ms, ≤ 150 MB, flat with N: {'met' if ok and flat else 'not met'}**, "
+                   f"{n_['wall_seconds'] * 1e3:.0f} ms wall and {n_['peak_rss_bytes'] / 2**20:,.0f} MiB at N "
+                   f"({k_['wall_seconds'] * 1e3:.0f} ms and {k_['peak_rss_bytes'] / 2**20:,.0f} MiB at 10,000 events: "
+                   f"{hk['wall_vs_10k']:.2f}× and {hk['rss_vs_10k']:.2f}×). Importing `ledger.hooks` takes "
+                   f"{n_['import_seconds'] * 1e3:.0f} ms (pydantic is most of it); `PipelineRecorder`, `is_materialized` "
+                   f"and one durable record {n_['work_seconds'] * 1e3:.0f} ms; the whole process used "
+                   f"{n_['cpu_seconds'] * 1e3:.0f} ms of CPU, the rest of the wall time is interpreter start and, on a "
+                   "shared machine, waiting for a core. The writer validates through the writers' index (SQLite, "
+                   "`ledger/app/facts.py`): a few row lookups instead of loading the state; the validators are built "
+                   "on first use rather than at import.")
+    if "writers_8_vs_1" in r:
+        one, eight = r["concurrent"][0], r["concurrent"][1]
+        ok = r["writers_8_vs_1"] >= 2.4
+        why = ("" if ok else " Catching up on the other writers' events is cheap now (the index, and only the "
+               "bytes past the last position), but each append still writes and fdatasyncs its own batch under the "
+               "lock, so the writers share one flush rate; group commit (one fsync for every writer waiting on the "
+               "lock, the waiting writers' batches handed to the lock holder) was not built.")
+        out.append(f"- **8 writers ≥ 2.4× one writer: {'met' if ok else 'not met'}**, {r['writers_8_vs_1']:.2f}× "
+                   f"({eight['events_per_s']:,.0f} vs {one['events_per_s']:,.0f} events/s; append p50/p99 "
+                   f"{eight['append_p50_ms']:.2f}/{eight['append_p99_ms']:.2f} ms vs "
+                   f"{one['append_p50_ms']:.2f}/{one['append_p99_ms']:.2f} ms).{why}")
     ab = r["append_batch"]
     status = "met" if ab["events_per_s"] >= 200_000 else "not met"
     val = ab.get("validation_seconds")
@@ -181,7 +386,10 @@ def analysis(r: dict[str, Any]) -> list[str]:
         budget = (f"; schema validation of every appended event (docs/FORMAT.md §5.2 requires it) takes "
                   f"{val / ab['events'] * 1e6:.1f} µs of them")
     out.append(f"- **batch append ≥ 200,000 events/s: {status}**, {ab['events_per_s']:,.0f} events/s.{split} "
-               f"The target leaves 5 µs per event for validating, folding, encoding and hashing it{budget}.")
+               f"The target leaves 5 µs per event for validating, folding, encoding and hashing it{budget}. A writer "
+               "without a loaded state (this one) also keeps the writers' index current: each batch's new "
+               "generations, memberships and event ids are rows in SQLite B-trees keyed by hash-like ids, i.e. "
+               "random inserts; that is the price of a hook process that costs the same at any N.")
     l1, ln = r["latency_1k"], r["latency_n"]
     ok = l1["p50_ratio"] <= 2 and ln["p50_ratio"] <= 2
     out.append(f"- **durable append p50 ≤ 2× bare write+fdatasync: {'met' if ok else 'not met'}**, "
@@ -208,7 +416,9 @@ def analysis(r: dict[str, Any]) -> list[str]:
     if "skipped" not in b:
         out.append(f"- **baseline B (eventsourcing + SQLite)**: batch append {b['append_events_per_s']:,.0f} "
                    f"events/s, the ledger {b['ledger_append_speedup']:.1f}× that; read back "
-                   f"{b['read_events_per_s']:,.0f} events/s, `Ledger.read` (typed `RecordedEvent`s, one pydantic model each) "
+                   f"{b['read_events_per_s']:,.0f} events/s, `Ledger.read` (typed `RecordedEvent`s, one pydantic model "
+                   f"each; target ≥ 2×: {'met' if b['ledger_read_speedup'] >= 2 else 'not met'}, and `Ledger.to_arrow()` "
+                   "/ `log --format parquet` were not built) "
                    f"{b['ledger_read_speedup']:.1f}× that and `verify` (parse + hash check of every line) "
                    f"{b['ledger_verify_speedup']:.1f}×; a single durable save p50 {b['single_p50_ms']:.3f} ms, the "
                    f"ledger's single durable append p50 is {b['ledger_single_p50_ratio']:.2f}× of that.")

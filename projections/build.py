@@ -23,8 +23,9 @@ from ledger.log.file_store import FileLogStore
 from ledger.log.location import Where, is_url
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
+from ledger.domain.state import METADATA_KEYS
 
-from .files import LOCK_TIMEOUT, check_out_dir, parquet_bytes, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, replace_files
 from .manifest import manifest_table
 from .membership import cohort_csvs, membership_table
 from .object_out import out_location, replace_objects
@@ -51,6 +52,8 @@ class BuildReport:
     checkpoint_written: int | None
     #: what went wrong without failing the build (a checkpoint that could not be saved)
     warnings: list[str]
+    #: the out dir already held the projection of the log's end: nothing was folded or written
+    up_to_date: bool = False
 
     @property
     def checkpoint_used(self) -> bool:
@@ -64,7 +67,7 @@ def about(state: State) -> dict[str, Any]:
     finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
     including empty ones, which `membership.parquet` has no row for.
     """
-    return {"key_names": {k: list(names) for k, names in state.key_names.items()}, "cohorts": sorted(state.cohorts)}
+    return {"key_names": {k: list(state.key_names[k]) for k in METADATA_KEYS}, "cohorts": sorted(state.cohorts)}
 
 
 def render(state: State) -> dict[str, bytes]:
@@ -110,6 +113,11 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     if local is not None and remote is None:
         check_out_dir(local, out)
     target = parse_as_of(as_of)
+    if target is None and not full and remote is None:  # nothing appended since the last build into `out`
+        end = ledger.store.end()
+        held = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
+        if end is not None and held is not None:
+            return BuildReport(end.seq, end.hash, str(out), [], held, [], None, 0, None, [], up_to_date=True)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
         if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
             folded = check_checkpoints(ledger.store, ledger.config, target, progress)

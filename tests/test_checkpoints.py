@@ -48,26 +48,27 @@ def test_a_checkpoint_that_does_not_match_the_log_is_ignored(tmp_path: Path) -> 
     header, _, body = ckpt.read_bytes().partition(b"\n")
     doc = orjson.loads(header)
     ckpt.write_bytes(orjson.dumps({**doc, "hash": "0" * 64}) + b"\n" + body)
-    assert build(ledger.path, checkpoint_every=10**9).checkpoint_seq is None
+    # (each into a new out dir: a build with nothing new into the same one would not fold at all)
+    assert build(ledger.path, tmp_path / "o1", checkpoint_every=10**9).checkpoint_seq is None
     # a body that does not parse, or a log cut below the checkpoint's offset
     ckpt.write_bytes(orjson.dumps(doc) + b"\n{broken")
     assert Ledger.open(ledger.path).head.seq == 3
     ckpt.write_bytes(orjson.dumps(doc) + b"\n" + body)
-    assert build(ledger.path, checkpoint_every=10**9).checkpoint_seq == 3
+    assert build(ledger.path, tmp_path / "o2", checkpoint_every=10**9).checkpoint_seq == 3
     log = ledger.log_path.read_bytes()
     ledger.log_path.write_bytes(log[: log.rindex(b"\n", 0, len(log) - 1) + 1])
     assert load_latest(ledger.store, ledger.config) is None
     assert Ledger.open(ledger.path).head.seq == 0  # the one batch [1, 3] lost a line: now a tail
 
 
-def test_a_newer_invalid_checkpoint_falls_back_to_an_older_valid_one(ledger: Ledger) -> None:
+def test_a_newer_invalid_checkpoint_falls_back_to_an_older_valid_one(ledger: Ledger, tmp_path: Path) -> None:
     _grow(ledger, 2, "a")
     build(ledger.path, checkpoint_every=1)
     _grow(ledger, 2, "b")
     build(ledger.path, checkpoint_every=1)
     newest, older = list_checkpoints(ledger.path)
     newest.write_bytes(b"garbage\n")
-    report = build(ledger.path, checkpoint_every=10**9)
+    report = build(ledger.path, tmp_path / "fresh", checkpoint_every=10**9)
     assert (report.checkpoint_seq, report.events_folded) == (2, 2)
 
 

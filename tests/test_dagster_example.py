@@ -144,6 +144,11 @@ def test_checks_pass_and_projections_are_current(pipeline: Pipeline) -> None:
     meta = mats.asset_materialization.metadata
     assert meta["seq"].value == head.seq
     assert meta["dagster/row_count"].value == 8 + 12  # A's members, B's
+    overview = pipeline.instance.get_latest_materialization_event(dg.AssetKey("cohort_overview"))
+    assert overview is not None and overview.asset_materialization is not None
+    rows = [dict(r.data) for r in overview.asset_materialization.metadata["overview"].value.records]
+    assert rows == [{"cohort_id": "cohort-a", "draft": 2, "essay": 2, "evaluation": 4, "reused": 0},
+                    {"cohort_id": "cohort-b", "draft": 3, "essay": 3, "evaluation": 6, "reused": 6}]
     schema = meta["dagster/column_schema"].value
     assert [c.name for c in schema.columns] == ["cohort_id", "stage", "gen_id", "origin_cohort_id", "reused",
                                                 "added_seq"]

@@ -74,3 +74,30 @@ def test_example_definitions_validate_in_a_fresh_process() -> None:
                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Validation successful" in out.stdout + out.stderr
+
+
+def test_the_example_runs_on_a_ledger_in_s3(s3_url: str, tmp_path: Path) -> None:
+    """The resource passes `ledger_path` through: an s3:// ledger works like a directory."""
+    from examples.dagster_pipeline.assets import cohort_membership, cohort_overview
+    from examples.dagster_pipeline.definitions import ASSETS, checks, resources
+
+    Ledger.init(s3_url)
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def run(keys: list[dg.AssetKey], partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+        return dg.materialize([*ASSETS, *checks], selection=dg.AssetSelection.assets(*keys),
+                              partition_key=partition_key, instance=instance, resources=resources(s3_url, str(data)))
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run([cohort_membership.key], "cohort-a")
+        assert [e.passed for e in result.get_asset_check_evaluations()] == [True, True]
+        draft = instance.get_dynamic_partitions("draft_gens")[0]
+        first, again = run([dg.AssetKey("draft")], draft), run([dg.AssetKey("draft")], draft)
+        assert first.asset_materializations_for_node("draft")[0].metadata["status"].value == "generated"
+        assert again.asset_materializations_for_node("draft")[0].metadata["status"].value == "reused"
+        result = run([dg.AssetKey("ledger_manifest"), dg.AssetKey("ledger_membership"), cohort_overview.key])
+        assert [e.passed for e in result.get_asset_check_evaluations()] == [True]
+    led = Ledger.open(s3_url)
+    assert led.verify().head.seq == 9  # 8 created, 1 materialized
+    assert [e.type for e in led.read()].count("generation.materialized") == 1

@@ -204,3 +204,30 @@ def test_cli_dry_run_apply_and_json(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert b"problem: G1: gens/draft/G1/metadata.json: origin_cohort_id is 'elsewhere'" in r.stderr
     assert [p["gen_id"] for p in json.loads(r.stdout)["problems"]] == ["G1"]
+
+
+def test_apply_is_all_or_nothing_when_a_directory_refuses(tmp_path: Path, ledger: Ledger) -> None:
+    """Issue 11, item 10: every new file is staged (temp + fsync) before any is renamed, so a
+    directory that refuses a write (here: immutable, which stops even root) leaves every
+    original byte-identical and no temp file behind."""
+    import subprocess
+
+    from helpers.env import unavailable
+    from ledger import LedgerEnvironmentError
+
+    root = imported(tmp_path, ledger, with_reference=False)
+    rename(ledger, "alias")
+    plan = plan_export(ledger.state, root)
+    assert len(plan.changes) == 3
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    last = plan.changes[-1].path.parent
+    if subprocess.run(["chattr", "+i", str(last)], capture_output=True).returncode != 0:
+        unavailable("chattr +i is not supported here")
+    try:
+        with pytest.raises(LedgerEnvironmentError):
+            apply_export(plan)
+    finally:
+        subprocess.run(["chattr", "-i", str(last)], check=True)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    apply_export(plan)
+    assert all(change.path.read_bytes() == change.after for change in plan.changes)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from helpers.legacy_root import CSV_SHAPES, META_SHAPES, SourceGen, write_root
 
 from ledger import Ledger
-from ledger.legacy import LegacyProblems, apply_import, import_event_id, plan_import
+from ledger.legacy import LegacyProblems, SourceDisagrees, apply_import, import_event_id, plan_import
 
 POOL = ["A", "best_novelty_all_evals", "c-2", "c.3", "lost-drafts"]
 
@@ -131,6 +131,35 @@ def test_import_reproduces_any_root(root_model: tuple[list[SourceGen], dict[str,
         before = (Path(tmp) / "ledger" / "events.jsonl").read_bytes()
         assert plan_import(reopened.state, root).events == []
         assert (Path(tmp) / "ledger" / "events.jsonl").read_bytes() == before
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data_roots(), st.data())
+def test_synced_reimport_of_shrunk_cohorts_reproduces_the_source(
+        root_model: tuple[list[SourceGen], dict[str, list[str]], dict[str, str]], data: st.DataObject) -> None:
+    """Re-run cohorts with fewer gens (maybe none): the dropped ones are `stale`; `--sync` removes
+    exactly those, and the ledger's memberships equal the shrunk source's, empty cohorts included."""
+    gens, cohorts, shapes = root_model
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        by_id = write_root(root, gens, cohorts, shapes)
+        ledger = Ledger.init(Path(tmp) / "ledger")
+        do_import(ledger, root)
+        shrunk = {c: [g for g in ms if data.draw(st.booleans())] for c, ms in cohorts.items()}
+        for c, ms in shrunk.items():
+            (root / "cohorts" / c / "membership.csv").unlink()
+        write_root(root, gens, shrunk, shapes)
+        dropped = {(c, g) for c in cohorts for g in set(cohorts[c]) - set(shrunk[c])}
+        plan = plan_import(ledger.state, root)
+        assert {(s.cohort_id, s.gen_id) for s in plan.stale} == dropped
+        if dropped:
+            with pytest.raises(SourceDisagrees):
+                apply_import(ledger, plan)
+        apply_import(ledger, plan_import(ledger.state, root, sync=True))
+        state = Ledger.open(Path(tmp) / "ledger").state
+        assert members_by_cohort(Ledger.open(Path(tmp) / "ledger")) == source_members(by_id, shrunk)
+        assert set(shrunk) <= set(state.cohorts)  # an emptied cohort still exists (header-only CSV)
+        assert plan_import(state, root).events == [] and plan_import(state, root).stale == []
 
 
 def test_events_come_parents_first_then_stage_then_gen_id(tmp_path: Path, ledger: Ledger) -> None:

@@ -229,7 +229,7 @@ def test_default_out_is_inside_the_ledger(ledger: Ledger) -> None:
     assert report["seq"] == 6 and report["hash"] == ledger.head.hash
     assert report["out_dir"] == str(ledger.path / "projections")
     assert set(report) == {"seq", "hash", "out_dir", "written", "unchanged", "removed", "checkpoint_seq",
-                           "events_folded", "checkpoint_written", "checkpoint_used", "warnings"}
+                           "events_folded", "checkpoint_written", "checkpoint_used", "warnings", "up_to_date"}
     assert (ledger.path / "projections" / "manifest.parquet").exists()
 
 
@@ -245,7 +245,9 @@ def test_corrupt_log_exits_1_naming_the_seq_and_writes_nothing(ledger: Ledger, t
     build(ledger.path, out, checkpoint_every=10**9)
     before, checkpoints = snapshot(out), snapshot(ledger.path / "checkpoints")
     _corrupt(ledger, 4)
-    r = run_cli("build", "--out", str(out), ledger=ledger.path)
+    # --full: a build with nothing new since the last one checks only the log's last line
+    # against the out dir (as a checkpoint's position is checked), not the whole chain
+    r = run_cli("build", "--full", "--out", str(out), ledger=ledger.path)
     assert r.returncode == 1 and b"corrupt at seq 4" in r.stderr
     assert snapshot(out) == before and snapshot(ledger.path / "checkpoints") == checkpoints
     with pytest.raises(CorruptLogError) as err:
@@ -309,3 +311,21 @@ def test_as_of_inside_a_batch_via_cli(ledger: Ledger, tmp_path: Path) -> None:
         r = run_cli("build", "--as-of", bad, "--out", str(tmp_path / "bad"), ledger=ledger.path)
         assert r.returncode == 2 and b"--as-of" in r.stderr, (bad, r.stderr)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_build_with_nothing_new_reads_no_log_and_writes_nothing(ledger: Ledger, tmp_path: Path) -> None:
+    _sample(ledger)
+    out = tmp_path / "out"
+    first = build(ledger.path, out, checkpoint_every=10**9)
+    before = snapshot(out)
+    again = build(ledger.path, out, checkpoint_every=10**9)
+    assert again.up_to_date and (again.seq, again.hash) == (first.seq, first.hash)
+    assert again.events_folded == 0 and again.written == [] and again.unchanged == sorted(first.written)
+    assert snapshot(out) == before
+    # a file someone changed, or a new event, is work to do again
+    (out / "manifest.parquet").write_bytes(b"edited")
+    repaired = build(ledger.path, out, checkpoint_every=10**9)
+    assert not repaired.up_to_date and repaired.written == ["manifest.parquet"] and snapshot(out) == before
+    ledger.append([created("C", "draft", "d9")])
+    grown = build(ledger.path, out, checkpoint_every=10**9)
+    assert not grown.up_to_date and grown.seq == first.seq + 1

@@ -73,15 +73,34 @@ def write_projection(out: Path, origin_columns: tuple[str, ...]) -> None:
 
 
 def answers(scope: CohortScope, cohorts=("A", "B", "C", "nope"), gens=("d1", "e1", "v1", "v2", "v3")) -> dict:
-    """Every query of the API, over every cohort/stage/gen of the story."""
+    """Every query of the API, over every cohort/stage/gen of the story. The two a projection
+    scope answers without loading its files come first, so both of its paths are compared."""
     stages = ("draft", "essay", "evaluation")
     return {
-        "cohorts": scope.cohorts(),
         "active": {(c, s): scope.active_stage_gen_ids(c, s) for c in cohorts for s in stages},
-        "origin": {g: scope.origin_metadata(g) for g in gens},
+        "origin": {g: _origin_or_error(scope, g) for g in gens},
+        "cohorts": scope.cohorts(),
+        "origin again": {g: _origin_or_error(scope, g) for g in gens},
         "reused": {(c, g): scope.is_reused(c, g) for c in cohorts for g in gens},
         "members": {(c, s): scope.members(c, s) for c in cohorts for s in (None, *stages)},
     }
+
+
+def _origin_or_error(scope: CohortScope, gen_id: str) -> dict | str:
+    try:
+        return scope.origin_metadata(gen_id)
+    except InvalidInputError as exc:
+        return str(exc)
+
+
+def test_a_projection_scope_reads_only_what_the_two_pipeline_queries_need(ledger: Ledger, tmp_path: Path) -> None:
+    story(ledger)
+    projections.build(ledger.path, tmp_path / "proj")
+    scope = CohortScope.from_projection(tmp_path / "proj")
+    assert scope.active_stage_gen_ids("B", "evaluation") == CohortScope.from_ledger(ledger).active_stage_gen_ids(
+        "B", "evaluation")
+    assert scope.origin_metadata("d1")["gen_id"] == "d1"
+    assert not {"_gens", "_members"} & set(vars(scope))  # neither file was loaded whole
 
 
 @pytest.mark.parametrize("origin_columns", [("cohort_id",), ("cohort_id", "origin_cohort_id"), ("origin_cohort_id",)])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ledger.errors import EventRejected
-from ledger.domain.events import _ENVELOPES, _raise_first_invalid, normalize_batch
+from ledger.domain.events import _raise_first_invalid, envelope_schema, normalize_batch
 
 ids = st.sampled_from(["g1", "d_5ezrffv9uf3lr37d", "", "-x", "a/b", "x" * 129, "é"])
 texts = st.one_of(st.none(), st.sampled_from(["", "ok", "x" * 4097, "run 1"]), st.integers())
@@ -41,7 +41,7 @@ envelopes = st.fixed_dictionaries(
 @given(st.lists(st.one_of(envelopes, st.just("not an object")), min_size=1, max_size=4))
 def test_schema_accepts_only_what_the_rules_accept(batch: list[Any]) -> None:
     try:
-        _ENVELOPES.validate_python(batch)
+        envelope_schema().validate_python(batch)
     except ValidationError:
         return
     _raise_first_invalid(batch)  # must not raise

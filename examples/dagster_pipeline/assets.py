@@ -4,6 +4,9 @@ Cohorts are static partitions; every gen is a dynamic partition of its stage
 (`draft_gens`, `essay_gens`, `evaluation_gens`), registered add-only by `cohort_membership`.
 A gen asset whose outputs the ledger already records returns at once: that is where
 skip-existing saves the LLM calls.
+
+No `from __future__ import annotations` here: Dagster reads the annotations of the
+decorated functions (context, config, resources) when it builds the definitions.
 """
 
 
@@ -17,6 +20,7 @@ import pyarrow.csv as pacsv
 from ledger.cohorts.reuse import ReusePlan
 from ledger.dagster import CohortLedgerResource, plan_table
 from ledger.domain.state import Generation
+from ledger.scope import CohortScope
 
 from .llm import GenStore, StandInLLM
 from .spec import COHORTS, STAGES, CohortSpec
@@ -132,3 +136,19 @@ def cohort_scores(context: dg.AssetExecutionContext, ledger: CohortLedgerResourc
             dg.TableColumn("template_id", "string"), dg.TableColumn("llm_model_id", "string"),
             dg.TableColumn("mean", "float"), dg.TableColumn("n", "int")])),
         "path": dg.MetadataValue.path(str(out / "scores.csv"))})
+
+
+@dg.asset(deps=["ledger_membership"], group_name="cohorts")
+def cohort_overview(context: dg.AssetExecutionContext, ledger: CohortLedgerResource) -> dg.MaterializeResult:
+    """Every cohort's active members per stage and how many are reused, read from the
+    projection files as analysis code reads them (`projections_current` guards it)."""
+    scope = CohortScope.from_projection(ledger.projections_out())
+    rows = []
+    for cohort in scope.cohorts():
+        members = scope.members(cohort)
+        counts = {stage: sum(m["stage"] == stage for m in members) for stage in STAGES}
+        rows.append(dg.TableRecord({"cohort_id": cohort, **counts, "reused": sum(m["reused"] for m in members)}))
+    schema = dg.TableSchema(columns=[dg.TableColumn("cohort_id", "string"),
+                                     *(dg.TableColumn(stage, "int") for stage in STAGES), dg.TableColumn("reused", "int")])
+    return dg.MaterializeResult(metadata={"cohorts": len(rows), "projection_seq": scope.seq or 0,
+                                          "overview": dg.MetadataValue.table(rows, schema)})

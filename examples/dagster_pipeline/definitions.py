@@ -12,16 +12,13 @@ import dagster as dg
 
 from ledger.dagster import CohortLedgerResource, ledger_checks, projection_assets
 
-from .assets import cohort_membership, cohort_scores, draft, essay, evaluation
+from .assets import cohort_membership, cohort_overview, cohort_scores, draft, essay, evaluation
 from .llm import GenStore, StandInLLM
 
 projections = projection_assets(deps=[dg.AssetDep(cohort_membership, partition_mapping=dg.AllPartitionMapping())],
                                 group_name="cohorts")
 checks = ledger_checks(cohort_membership, projections_asset="ledger_membership")
-ASSETS = [cohort_membership, draft, essay, evaluation, cohort_scores, projections]
-
-#: one run per cohort: its membership (checks first-class: a failure stops the scores)
-cohort_job = dg.define_asset_job("cohort_job", selection=dg.AssetSelection.assets(cohort_membership, cohort_scores))
+ASSETS = [cohort_membership, draft, essay, evaluation, cohort_scores, projections, cohort_overview]
 
 
 def resources(ledger_path: Any, data_root: Any) -> Mapping[str, Any]:
@@ -30,5 +27,5 @@ def resources(ledger_path: Any, data_root: Any) -> Mapping[str, Any]:
             "store": GenStore(root=data_root), "llm": StandInLLM(root=data_root)}
 
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=checks, jobs=[cohort_job],
+defs = dg.Definitions(assets=ASSETS, asset_checks=checks,
                       resources=resources(dg.EnvVar("COHORT_LEDGER"), dg.EnvVar("PIPELINE_DATA_ROOT")))

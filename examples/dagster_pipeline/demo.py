@@ -21,7 +21,7 @@ import dagster as dg
 from ledger import Ledger
 from ledger.scope import CohortScope
 
-from .assets import cohort_membership, cohort_scores
+from .assets import cohort_membership, cohort_overview, cohort_scores
 from .definitions import ASSETS, checks, projections, resources
 from .llm import calls
 from .spec import STAGES
@@ -61,7 +61,8 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 
 
 def run_cohort(instance: dg.DagsterInstance, ledger_path: str, data_root: str, cohort_id: str) -> CohortRun:
-    """Membership (with its checks), every active gen stage by stage, the scores, the projections."""
+    """Membership (with its checks), every active gen stage by stage, the scores, the
+    projections and the overview read from them."""
     res = resources(ledger_path, data_root)
     out = CohortRun(cohort_id)
     result = _materialize(instance, res, [cohort_membership.key], cohort_id)
@@ -81,7 +82,7 @@ def run_cohort(instance: dg.DagsterInstance, ledger_path: str, data_root: str, c
             out.runs += 1
     result = _materialize(instance, res, [cohort_scores.key], cohort_id)
     out.scores = result.asset_materializations_for_node("cohort_scores")[0].metadata["dagster/row_count"].value
-    out.checks.update(_checks(_materialize(instance, res, list(projections.keys))))
+    out.checks.update(_checks(_materialize(instance, res, [*projections.keys, cohort_overview.key])))
     out.runs += 2
     return out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -28,12 +29,14 @@ from ..domain.config import LedgerConfig
 from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError
 from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
 from ..log.file_store import FileLogStore
+from ..log.fsio import environment_error
 from ..log.location import Where, open_store
 from ..log.perf import paused_gc
 from ..log.store import LogStore
+from .facts import BOUNDARY_EVERY, CACHE_LIMIT, FactIndex, FactsSnapshot, IndexedState
 from .replay import apply_recorded, starting_point
 from ..log.scan import Position, Tail
-from ..domain.state import DomainError, State
+from ..domain.state import DomainError, Generation, State
 
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
@@ -90,6 +93,10 @@ class Ledger:
         self._pos = self._genesis
         self._index: list[Position] = [self._genesis]
         self._mutex = threading.RLock()
+        where = store.index_path()
+        self._facts = FactIndex(where, config) if where is not None else None
+        #: what a writer validates against when no full state is loaded: the index, caught up
+        self._writer: IndexedState | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -117,20 +124,26 @@ class Ledger:
         config = LedgerConfig.from_json(raw, os.path.join(store.location, "ledger.json"))
         return cls(store, config)
 
+    def _local(self) -> FileLogStore:
+        if not isinstance(self.store, FileLogStore):
+            raise InvalidInputError(f"{self.store.location} is not a local ledger directory")
+        return self.store
+
     @property
     def path(self) -> Path:
         """The ledger directory, for a ledger held by the local directory backend."""
-        if not isinstance(self.store, FileLogStore):
-            raise InvalidInputError(f"{self.store.location} is not a local ledger directory")
-        return self.store.path
+        return self._local().path
 
     @property
     def log_path(self) -> Path:
         """`events.jsonl`, for a ledger held by the local directory backend."""
-        return self.path / "events.jsonl"
+        return self._local().log_path
 
     def close(self) -> None:
-        """Release what the store holds open (a lock file); the ledger stays usable."""
+        """Release what the store and the index hold open; the ledger stays usable."""
+        if self._facts is not None:
+            self._facts.close()
+        self._writer = None
         self.store.close()
 
     def __enter__(self) -> "Ledger":
@@ -176,8 +189,11 @@ class Ledger:
     def _cut_tail(self) -> RepairReport:
         """In the writing section: have the store move aside what follows the last complete batch."""
         tail = self._refresh()
-        head = Head(self._pos.seq, self._pos.hash)
-        cut = self.store.cut_tail(self._pos) if tail.bytes else None
+        return self._cut_tail_at(self._pos, tail)
+
+    def _cut_tail_at(self, pos: Position, tail: Tail) -> RepairReport:
+        head = Head(pos.seq, pos.hash)
+        cut = self.store.cut_tail(pos) if tail.bytes else None
         if cut is None:
             return RepairReport(head, 0, 0, None)
         return RepairReport(head, cut.size, tail.lines, cut.kept_as)
@@ -194,18 +210,102 @@ class Ledger:
             while True:
                 try:
                     with self.store.writing():
-                        self._cut_tail()
-                        return self._append_locked(batch, expected_seq)
+                        if self._state is None and self._facts is not None:
+                            return self._append_indexed(self._facts, batch, expected_seq)
+                        self._cut_tail()  # a full state is loaded anyway (or no index): validate against it
+                        seqs, self._pos = self._append_locked(batch, expected_seq, self._state, self._pos)
+                        return seqs
                 except _LostRace:
                     continue  # another writer committed first: catch up, re-validate, retry
 
-    def _append_locked(self, batch: list[_Pending], expected_seq: int | None) -> list[int]:
-        state = self._state
+    # -- the writers' index -------------------------------------------------------------
+    def _indexed_state(self, facts: FactIndex) -> tuple[IndexedState, Tail]:
+        """In the writing section: the index's state (rebuilt when it does not match the log),
+        caught up on the batches committed since, and what follows them."""
+        state = self._writer
+        self._writer = None  # until caught up: a half-folded batch must never be used
+        if state is not None and (state.held > CACHE_LIMIT or facts.position() != state.position):
+            state = None  # another writer moved the index on (or our cache grew): start over from it
+        if state is None:
+            state = facts.open_state(self.store.is_boundary)
+        if state is None:
+            self._rebuild_index(facts)
+            state = facts.open_state(self.store.is_boundary)
+            assert state is not None
+        scan = self.store.scan(state.position)
+        for ev, end in scan.events():
+            apply_recorded(state, ev)
+            if end is not None:
+                state.passed(end)
+        self._writer = state
+        return state, scan.tail
+
+    def _rebuild_index(self, facts: FactIndex) -> None:
+        """Fold the log (from the newest valid checkpoint) and write every fact anew."""
+        state, pos = starting_point(self.store, self.config)
+        boundaries = [pos] if pos.seq else []
+        for ev, end in self.store.scan(pos).events():
+            apply_recorded(state, ev)
+            if end is not None:
+                pos = end
+                if end.seq - (boundaries[-1].seq if boundaries else 0) >= BOUNDARY_EVERY:
+                    boundaries.append(end)
+        try:
+            facts.rebuild(state, pos, boundaries)
+        except (OSError, sqlite3.Error) as exc:
+            raise environment_error(exc if isinstance(exc, OSError) else OSError(str(exc)),
+                                    f"writing the index {facts.path}") from exc
+
+    def _append_indexed(self, facts: FactIndex, batch: list[_Pending], expected_seq: int | None) -> list[int]:
+        state, tail = self._indexed_state(facts)
+        self._cut_tail_at(state.position, tail)
+        state.preload((ev.type, ev.data, ev.id) for ev in batch)
+        seqs, end = self._append_locked(batch, expected_seq, state, state.position)  # rolled back if it raises
+        if end != state.position:
+            state.passed(end)
+        self._commit_facts(facts, state)
+        return seqs
+
+    def _commit_facts(self, facts: FactIndex, state: IndexedState) -> None:
+        try:
+            facts.commit(state)
+        except sqlite3.Error:
+            self._writer = None  # the log holds every batch; the next writer catches the index up
+
+    def generation(self, gen_id: str) -> Generation | None:
+        """A generation as of now (origin metadata, materialization) through the index: what a
+        pipeline hook asks before it runs a step, without loading the state. Like an append,
+        it enters the writing section for the moment it catches the index up."""
+        with self._mutex, paused_gc():
+            if self._state is not None or self._facts is None:
+                return self.state.generations.get(gen_id)
+            with self.store.writing():
+                state, _ = self._indexed_state(self._facts)
+                self._commit_facts(self._facts, state)
+                found: Generation | None = state.generations.get(gen_id)
+                return found
+
+    def facts_snapshot(self) -> FactsSnapshot | None:
+        """The writers' index caught up to the log's end and pinned there (a read transaction):
+        lookups without the state. None when the store keeps no index."""
+        if self._facts is None:
+            return None
+        with self._mutex, paused_gc(), self.store.writing():
+            state, _ = self._indexed_state(self._facts)
+            try:
+                self._facts.commit(state)
+            except sqlite3.Error:
+                self._writer = None
+                return None
+            return self._facts.snapshot()
+
+    def _append_locked(self, batch: list[_Pending], expected_seq: int | None, state: State | None,
+                       pos: Position) -> tuple[list[int], Position]:
         assert state is not None
         known = {i: state.event_ids[ev.id] for i, ev in enumerate(batch)
                  if ev.id is not None and ev.id in state.event_ids}
         if known:
-            return self._replayed_ids(batch, known, state)
+            return self._replayed_ids(batch, known, state), pos
         if expected_seq is not None and state.seq != expected_seq:
             raise ConflictError(expected_seq, state.seq)
         at = max(utc_now(), state.at)
@@ -217,6 +317,10 @@ class Ledger:
             for i, ev in enumerate(batch):
                 event_id = ev.id or f"{token}-{i}"
                 seq = state.seq + 1
+                cohort_id = ev.data.get("cohort_id")
+                rule = None if cohort_id is None or cohort_id in state.cohorts else state.new_cohort_rule(cohort_id)
+                if rule is not None:
+                    raise EventRejected(i, rule, ev.id)
                 try:
                     done_at = state.apply(ev.type, ev.data, seq, event_id, at)
                 except DomainError as exc:
@@ -225,8 +329,8 @@ class Ledger:
                 if done_at == seq:
                     written.append((i, seq, ev, event_id))
             if not written:
-                return seqs
-            prev = self._pos.hash
+                return seqs, pos
+            prev = pos.hash
             lines = []
             txn = [written[0][1], len(written)]
             for i, seq, ev, event_id in written:
@@ -238,12 +342,11 @@ class Ledger:
                 except orjson.JSONEncodeError as exc:  # e.g. an int beyond 64 bits in a `spec`
                     raise EventRejected(i, f"payload is not encodable as canonical JSON ({exc})", ev.id) from None
                 lines.append(line)
-            end = self.store.append(self._pos, b"".join(lines), Position(state.seq, prev, None, at))
+            end = self.store.append(pos, b"".join(lines), Position(state.seq, prev, None, at))
             if end is None:
                 raise _LostRace  # inside the transaction: the state is rolled back
             state.hash = prev
-        self._pos = end
-        return seqs
+        return seqs, end
 
     def _replayed_ids(self, batch: list[_Pending], known: dict[int, int], state: State) -> list[int]:
         """A retry: every id committed with the same payload -> the original seqs, else reject.
@@ -279,8 +382,14 @@ class Ledger:
     # -- read, verify, repair -----------------------------------------------------------
     def read_start(self, from_seq: int) -> Position:
         """The batch boundary a read from `from_seq` starts scanning at: the newest entry of the
-        sparse index (one per INDEX_EVERY events this handle has folded) at or before it."""
-        return self._index[max(0, bisect.bisect_right([p.seq for p in self._index], from_seq - 1) - 1)]
+        sparse index (one per INDEX_EVERY events this handle has folded) at or before it, or a
+        nearer boundary the writers' index recorded."""
+        start = self._index[max(0, bisect.bisect_right([p.seq for p in self._index], from_seq - 1) - 1)]
+        if from_seq - start.seq > BOUNDARY_EVERY and self._facts is not None:  # the index may know a nearer one
+            nearer = self._facts.boundary_before(from_seq)
+            if nearer is not None and nearer.seq > start.seq and self.store.is_boundary(nearer):
+                start = nearer
+        return start
 
     def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[RecordedEvent]:
         """Stream committed events from_seq..to_seq (inclusive), payloads upcast. Never modifies the log."""

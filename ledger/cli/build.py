@@ -37,6 +37,10 @@ def build(out_dir: str | None, as_of: str | None, full: bool, lock_timeout: floa
     if as_json:
         emit_json({**dataclasses.asdict(report), "checkpoint_used": report.checkpoint_used})
         return
+    if report.up_to_date:
+        click.echo(f"{report.out_dir} is up to date at seq {report.seq} hash {report.hash}: nothing appended since "
+                   f"its last build; {len(report.unchanged)} file(s) unchanged")
+        return
     source = f"checkpoint seq {report.checkpoint_seq} + " if report.checkpoint_used else ""
     click.echo(f"built {report.out_dir} at seq {report.seq} hash {report.hash}: {source}{report.events_folded} "
                f"event(s) folded; {len(report.written)} file(s) written, {len(report.unchanged)} unchanged, "

@@ -15,7 +15,7 @@ from ..domain.events import RecordedEvent
 from ..app.pins import check_pins, parse_pin
 from ..app.replay import check_checkpoints
 from ..app.service import Ledger
-from .common import cli, emit_json, emit_json_list, json_option, ledger_path, open_ledger
+from .common import cli, emit_json, emit_json_list, json_option, ledger_path, open_ledger, terminal_safe
 
 
 @cli.command()
@@ -108,7 +108,7 @@ def log(from_seq: int, types: tuple[str, ...], cohort: str | None, as_json: bool
         return
     for ev in events:
         payload = orjson.dumps(ev.data).decode()
-        click.echo(f"{ev.seq:>8}  {ev.at}  {ev.type:<24} {payload}")
+        click.echo(terminal_safe(f"{ev.seq:>8}  {ev.at}  {ev.type:<24} {payload}"))
 
 
 @cli.command()

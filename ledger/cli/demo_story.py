@@ -30,9 +30,10 @@ from ..log.codec import encode_line, genesis_prev
 from ..cohorts.history import HistoryEntry, cohort_history
 from ..cohorts.hooks import PipelineRecorder
 from ..domain.ids import gen_id
-from ..cohorts.reuse import ReusePlan, Wanted, plan_and_apply
+from ..cohorts.reuse import ReusePlan, Wanted, key_fields, plan_and_apply
 from ..cohorts.scope import CohortScope
 from ..app.service import Head, Ledger
+from ..domain.state import Generation
 from ..log.file_store import LOG_FILE
 
 Say = Callable[[str], None]
@@ -53,7 +54,8 @@ class DemoResult:
 
 
 def load_sample() -> dict[str, Any]:
-    return json.loads((resources.files("ledger") / "sample" / "demo.json").read_text(encoding="utf-8"))
+    sample: dict[str, Any] = json.loads((resources.files("ledger") / "sample" / "demo.json").read_text(encoding="utf-8"))
+    return sample
 
 
 def _artifacts(gid: str) -> dict[str, str]:
@@ -64,7 +66,7 @@ def _artifacts(gid: str) -> dict[str, str]:
 def _create(rec: PipelineRecorder, cohort: str, stage: str, replicate: int, **signature: str) -> str:
     """What a pipeline step records for a new gen: its deterministic id and origin metadata."""
     gid = gen_id(stage, **signature, replicate=replicate)  # fields outside the stage's signature are ignored
-    rec.record_created(cohort, stage, gid, replicate=replicate, mode="llm", **signature)  # type: ignore[arg-type]
+    rec.record_created(cohort, stage, gid, replicate=replicate, mode="llm", **signature)
     return gid
 
 
@@ -97,15 +99,22 @@ def _run_cohort_a(ledger: Ledger, a: dict[str, Any]) -> dict[str, list[str]]:
     return made
 
 
+def _signature(gen: Generation) -> dict[str, str]:
+    """A gen's wanted-list signature (its stage's key fields), every one of them set."""
+    values = {name: getattr(gen, name) for name in key_fields(gen.stage)}
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise ValueError(f"demo gen {gen.gen_id} has no {', '.join(missing)}")
+    return values
+
+
 def _wanted_b(ledger: Ledger, a_cohort: str, b: dict[str, Any]) -> dict[str, list[Wanted]]:
     """Cohort B's configuration as wanted signatures: A's drafts and essays, B's evaluation grid."""
     state = ledger.state
     a_gens = [state.generations[g] for g in sorted(state.cohorts[a_cohort].members)]
     return {
-        "draft": [Wanted({"combo_id": g.combo_id, "template_id": g.template_id, "llm_model_id": g.llm_model_id}, 1)
-                  for g in a_gens if g.stage == "draft"],
-        "essay": [Wanted({"parent_gen_id": g.parent_gen_id, "template_id": g.template_id}, 1)
-                  for g in a_gens if g.stage == "essay"],
+        "draft": [Wanted(_signature(g), 1) for g in a_gens if g.stage == "draft"],
+        "essay": [Wanted(_signature(g), 1) for g in a_gens if g.stage == "essay"],
         "evaluation": [Wanted({"parent_gen_id": g.gen_id, "template_id": ev["template_id"],
                                "llm_model_id": ev["llm_model_id"]}, ev["replicates"])
                        for g in a_gens if g.stage == "essay" for ev in b["evaluations"]],
@@ -271,7 +280,7 @@ def _origin_columns(out: Path) -> list[str]:
 
 
 def _mean(table: Any) -> float:
-    values = table["score"].to_pylist()
+    values: list[float] = table["score"].to_pylist()
     return sum(values) / len(values)
 
 

@@ -51,7 +51,7 @@ def cohort_history(ledger: Ledger, cohort_id: str) -> Iterator[HistoryEntry]:
         gen_id = ev.data.get("gen_id")
         stage = ev.data.get("stage")
         delta = MEMBERSHIP_DELTA.get(ev.type, 0)
-        if delta:
+        if delta and stage is not None:
             counts[stage] += delta
         gen = state.generations.get(gen_id) if gen_id is not None else None
         yield HistoryEntry(

@@ -107,5 +107,5 @@ class PipelineRecorder:
 
 def materialized_seq(ledger: Ledger, gen_id: str) -> int | None:
     """The seq of the gen's latest `generation.materialized`, None if it has none (or is unknown)."""
-    gen = ledger.state.generations.get(gen_id)
+    gen = ledger.generation(gen_id)
     return None if gen is None else gen.materialized_seq

@@ -20,13 +20,14 @@ import sys
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar, cast
 
 import orjson
 
 from ..errors import InvalidInputError
 from ..domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, PROJECTION_INFO_FILE
-from ..domain.state import GENERATION_ATTR, METADATA_KEYS, State
+from ..domain.state import GENERATION_ATTR, METADATA_KEYS, Generation, State
+from ..app.facts import FactsSnapshot
 from ..app.service import Ledger
 from ..log.location import is_url
 
@@ -73,21 +74,30 @@ class CohortScope:
     # -- sources ------------------------------------------------------------------------
     @classmethod
     def from_state(cls, state: State) -> "CohortScope":
-        stored = METADATA_FIELDS[:-1]  # every field but `materialized` is a Generation attribute
-        get = attrgetter(*stored)
-        gens = [{**dict(zip(stored, get(g))), "materialized": g.materialized_seq is not None}
-                for g in state.generations.values()]
+        scope = cls.__new__(cls)
+        scope._init_from_state(state)
+        return scope
+
+    def _init_from_state(self, state: State) -> None:
+        gens = list(map(_generation_fields, state.generations.values()))
         members = []
         for cohort in state.cohorts.values():
             for gid, added in cohort.members.items():
                 gen = state.generations[gid]
                 members.append(Member(cohort.cohort_id, gen.stage, gid, gen.origin_cohort_id,
                                       gen.origin_cohort_id != cohort.cohort_id, added))
-        return cls(state.config.stages, gens, members, state.seq, state.cohorts)
+        CohortScope.__init__(self, state.config.stages, gens, members, state.seq, state.cohorts)
 
     @classmethod
     def from_ledger(cls, ledger: Ledger | str | os.PathLike[str]) -> "CohortScope":
+        """The ledger's scope as of now. Where the ledger keeps the writers' index (a local
+        directory), `active_stage_gen_ids` and `origin_metadata` are answered from it without
+        loading the state; any other query folds the state as of the same seq, once."""
         led = ledger if isinstance(ledger, Ledger) else Ledger.open(ledger)
+        if led._state is None:
+            snapshot = led.facts_snapshot()
+            if snapshot is not None:
+                return _IndexScope(led, snapshot)
         return cls.from_state(led.state)
 
     @classmethod
@@ -96,26 +106,12 @@ class CohortScope:
 
         `_projection.json` says which manifest column holds each metadata key (the rename
         state: the origin may be `cohort_id`, `origin_cohort_id` or any other name) and lists
-        every cohort, the empty ones included.
+        every cohort, the empty ones included. The Parquet files are read when a query needs
+        them: `active_stage_gen_ids` and `origin_metadata` read only the rows and columns
+        they answer from (what every pipeline asset asks, in a process of its own); any other
+        query loads both files once.
         """
-        out = Path(out_dir)
-        info = _projection_info(out)
-        manifest = _read_parquet(out / MANIFEST)
-        membership = _read_parquet(out / MEMBERSHIP)
-        columns = {key: names[-1] for key, names in info["key_names"].items()}  # during alias both hold the same
-        missing = sorted(set(columns.values()) - set(manifest.column_names))
-        if missing:
-            raise InvalidInputError(f"{out / MANIFEST} has no column {', '.join(missing)} that "
-                                    f"{PROJECTION_INFO} names: rebuild it with `cohort-ledger build`")
-        gens = []
-        stages: dict[str, None] = {}  # manifest rows are in stage order: first sightings give it
-        for row in manifest.to_pylist():
-            logical = {**row, **{_FIELD.get(key, key): row[name] for key, name in columns.items()}}
-            stages.setdefault(row["stage"], None)
-            gens.append({k: logical.get(k) for k in METADATA_FIELDS})
-        members = [Member(r["cohort_id"], r["stage"], r["gen_id"], r["origin_cohort_id"], r["reused"], r["added_seq"])
-                   for r in membership.to_pylist()]
-        return cls(stages, gens, members, info["seq"], info["cohorts"])
+        return _ProjectionScope(Path(out_dir))
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "CohortScope":
@@ -177,7 +173,7 @@ class CohortScope:
             column = table[gen_id_column]
             kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
             mask = pc.fill_null(pc.is_in(column, value_set=pa.array(keep, type=pa.string()).cast(kind)), False)
-            return table.filter(mask)  # type: ignore[return-value]
+            return cast(T, table.filter(mask))
         pandas = sys.modules.get("pandas")
         if pandas is not None and isinstance(table, pandas.DataFrame):
             if gen_id_column not in table.columns:
@@ -186,16 +182,143 @@ class CohortScope:
         raise TypeError(f"filter takes a pyarrow Table or a pandas DataFrame, not {type(table).__name__}")
 
 
-def _read_parquet(path: Path) -> "pa.Table":
+class _ProjectionScope(CohortScope):
+    """A scope over a projection directory that reads its Parquet files as late as it can."""
+
+    _LOADED = ("_gens", "_members", "_rank")
+
+    def __init__(self, out: Path) -> None:  # noqa: the base state is set by _load, on demand
+        self._out = out
+        info = _projection_info(out)
+        self.seq = info["seq"]
+        self._info = info
+        #: manifest column of each logical metadata key (during an alias both hold the same values)
+        self._columns = {key: names[-1] for key, names in info["key_names"].items()}
+        for name in (MANIFEST, MEMBERSHIP):
+            if not (out / name).is_file():
+                raise InvalidInputError(f"{out / name} is missing: run `cohort-ledger build` first")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._LOADED:  # the first query that needs everything: load both files
+            self._load()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def _load(self) -> None:
+        manifest = _read_parquet(self._out / MANIFEST)
+        membership = _read_parquet(self._out / MEMBERSHIP)
+        self._check_columns(manifest.column_names)
+        gens = []
+        stages: dict[str, None] = {}  # manifest rows are in stage order: first sightings give it
+        for row in manifest.to_pylist():
+            stages.setdefault(row["stage"], None)
+            gens.append(self._logical(row))
+        members = [Member(r["cohort_id"], r["stage"], r["gen_id"], r["origin_cohort_id"], r["reused"], r["added_seq"])
+                   for r in membership.to_pylist()]
+        CohortScope.__init__(self, stages, gens, members, self._info["seq"], self._info["cohorts"])
+
+    def _check_columns(self, names: list[str]) -> None:
+        missing = sorted(set(self._columns.values()) - set(names))
+        if missing:
+            raise InvalidInputError(f"{self._out / MANIFEST} has no column {', '.join(missing)} that "
+                                    f"{PROJECTION_INFO} names: rebuild it with `cohort-ledger build`")
+
+    def _logical(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A manifest row under the scope's field names (METADATA_FIELDS)."""
+        logical = {**row, **{_FIELD.get(key, key): row[name] for key, name in self._columns.items()}}
+        return {k: logical.get(k) for k in METADATA_FIELDS}
+
+    def active_stage_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
+        if "_members" in self.__dict__:
+            return super().active_stage_gen_ids(cohort_id, stage)
+        import pyarrow.compute as pc
+
+        rows = _read_parquet(self._out / MEMBERSHIP, ["cohort_id", "stage", "gen_id"],
+                             {"cohort_id": cohort_id, "stage": stage})
+        mask = pc.and_(pc.equal(rows.column("cohort_id"), cohort_id), pc.equal(rows.column("stage"), stage))
+        return sorted(rows.column("gen_id").filter(mask).to_pylist())
+
+    def origin_metadata(self, gen_id: str) -> dict[str, Any]:
+        if "_gens" in self.__dict__:
+            return super().origin_metadata(gen_id)
+        import pyarrow.compute as pc
+
+        manifest = _read_parquet(self._out / MANIFEST, None, {"gen_id": gen_id})
+        self._check_columns(manifest.column_names)
+        at = pc.index(manifest.column("gen_id"), gen_id).as_py()
+        if at < 0:
+            raise InvalidInputError(f"generation {gen_id} is unknown")
+        return self._logical(manifest.slice(at, 1).to_pylist()[0])
+
+
+class _IndexScope(CohortScope):
+    """A scope over a ledger's writers' index, pinned at one seq (ledger/app/facts.py)."""
+
+    _LOADED = ("_gens", "_members", "_rank")
+
+    def __init__(self, ledger: Ledger, snapshot: FactsSnapshot) -> None:  # noqa: base state set by _load
+        self._ledger = ledger
+        self._snapshot = snapshot
+        self.seq = snapshot.position.seq
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._LOADED:  # the first query that needs everything: fold as of our seq
+            from ..app.replay import replay
+
+            self._init_from_state(replay(self._ledger.store, self._ledger.config, self.seq).state)
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def active_stage_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
+        if "_members" in self.__dict__:
+            return super().active_stage_gen_ids(cohort_id, stage)
+        return self._snapshot.active_gen_ids(cohort_id, stage)
+
+    def origin_metadata(self, gen_id: str) -> dict[str, Any]:
+        if "_gens" in self.__dict__:
+            return super().origin_metadata(gen_id)
+        gen = self._snapshot.generation(gen_id)
+        if gen is None:
+            raise InvalidInputError(f"generation {gen_id} is unknown")
+        return _generation_fields(gen)
+
+
+def _generation_fields(gen: Generation) -> dict[str, Any]:
+    """A generation's METADATA_FIELDS (every one but `materialized` is an attribute)."""
+    return {**dict(zip(_STORED, _get_stored(gen))), "materialized": gen.materialized_seq is not None}
+
+
+_STORED = METADATA_FIELDS[:-1]
+_get_stored = attrgetter(*_STORED)
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None, where: dict[str, str] | None = None) -> "pa.Table":
+    """The file's table (only `columns`, when given); with `where` (column -> value), only the
+    row groups whose min/max statistics admit every value (the caller still filters rows)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path)
+        if where is None:
+            return pq.ParquetFile(path).read(columns=columns)
+        file = pq.ParquetFile(path)
+        groups = [i for i in range(file.num_row_groups) if _may_hold(file.metadata.row_group(i), where)]
+        return file.read_row_groups(groups, columns=columns)
     except FileNotFoundError:
         raise InvalidInputError(f"{path} is missing: run `cohort-ledger build` first") from None
     except (OSError, pa.ArrowInvalid) as exc:
         raise InvalidInputError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _may_hold(group: Any, where: dict[str, str]) -> bool:
+    """False only when a row group's statistics prove no row has every `where` value."""
+    for i in range(group.num_columns):
+        column = group.column(i)
+        value = where.get(column.path_in_schema)
+        stats = column.statistics
+        if value is not None and stats is not None and stats.has_min_max and not stats.min <= value <= stats.max:
+            return False
+    return True
 
 
 def _projection_info(out: Path) -> dict[str, Any]:

@@ -11,6 +11,9 @@
 All are blocking by default: a failure stops the run's downstream assets, and the
 description names the first offending gens or seq. The findings are computed by plain
 functions over the ledger so they can be tested without Dagster.
+
+No `from __future__ import annotations` here: Dagster reads the annotations of the
+decorated functions (context, config, resources) when it builds the definitions.
 """
 
 

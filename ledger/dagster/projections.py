@@ -5,6 +5,9 @@ Dagster: materializing it runs `projections.build` into the resource's projectio
 reports each table's row count and column schema (`dagster/row_count`,
 `dagster/column_schema`), plus the seq and hash the files reflect. Pair it with the
 `projections_current` check of `ledger_checks`.
+
+No `from __future__ import annotations` here: Dagster reads the annotations of the
+decorated functions (context, config, resources) when it builds the definitions.
 """
 
 

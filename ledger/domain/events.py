@@ -8,6 +8,7 @@ relies on the chain to prove the bytes are the ones that passed here.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Annotated, Any, Callable, Literal, Union, get_args
 
 import orjson
@@ -27,8 +28,14 @@ EVENT_ID_PATTERN = r"^[!-~]{1,256}$"
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 
 
+#: Validators are built on first use, not at import: a pipeline hook runs in a fresh
+#: process that validates one event, and building every model's schema up front cost
+#: more than the rest of its work (docs/benchmarks.md).
+_LAZY = ConfigDict(defer_build=True)
+
+
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, **_LAZY)
 
 
 class CohortOpened(_Payload):
@@ -90,7 +97,7 @@ class Provenance(BaseModel):
     (the Dagster integration sets them), so an audit can go from an event to the step.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, **_LAZY)
     actor: Text | None = None
     run_id: Text | None = None
     source: Text | None = None
@@ -129,7 +136,7 @@ ORIGIN_OPTIONAL_FIELDS: tuple[str, ...] = tuple(
 class EventIn(BaseModel):
     """One event as a client submits it: the CLI's JSON line or a library call."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, **_LAZY)
     type: str
     data: dict[str, Any]
     id: EventId | None = None
@@ -139,7 +146,7 @@ class EventIn(BaseModel):
 class RecordedEvent(BaseModel):
     """One committed event, as read back from the log (payload upcast to the current version)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, **_LAZY)
     seq: int
     id: str
     type: str
@@ -150,6 +157,16 @@ class RecordedEvent(BaseModel):
     data: dict[str, Any]
     prev: str
     hash: str
+
+
+#: TypedDict's functional form with names and fields computed at run time, which a type
+#: checker cannot follow (it wants literals): the classes built here are only given to pydantic
+_make_typed_dict: Any = TypedDict
+
+
+def _list_of(item: Any) -> Any:
+    """`list[item]` for an item type built at run time."""
+    return list[item]
 
 
 def _typed_dict(model: type[BaseModel]) -> Any:
@@ -164,13 +181,18 @@ def _typed_dict(model: type[BaseModel]) -> Any:
         for constraint in info.metadata:
             annotation = Annotated[annotation, constraint]
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Data", fields)  # type: ignore[operator]
-    typed.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
+    typed = _make_typed_dict(f"{model.__name__}Data", fields)
+    typed.__pydantic_config__ = model.model_config
     return typed
 
 
-#: type -> validator of a list of that type's payloads, and the defaults to fill in
-_DATA_ADAPTERS = {name: TypeAdapter(list[_typed_dict(model)]) for name, model in PAYLOADS.items()}  # type: ignore[misc]
+@cache
+def _data_adapter(kind: str) -> TypeAdapter[list[dict[str, Any]]]:
+    """The validator of a list of one type's payloads (used only to name a rejected event's rule)."""
+    return TypeAdapter(_list_of(_typed_dict(PAYLOADS[kind])))
+
+
+#: type -> the defaults to fill in
 _DEFAULTS = {
     name: {f: info.default for f, info in model.model_fields.items() if not info.is_required() and info.default is not None}
     for name, model in PAYLOADS.items()
@@ -178,7 +200,8 @@ _DEFAULTS = {
 _ENVELOPE_KEYS = frozenset(("type", "data", "id", "by"))
 
 
-def _envelope_union() -> Any:
+@cache
+def envelope_schema() -> TypeAdapter[list[Any]]:
     """Whole client envelopes, discriminated by `type`, each with its payload TypedDict.
 
     Derived from the same models as the checks below and never more permissive than they
@@ -197,7 +220,6 @@ def _envelope_union() -> Any:
     return TypeAdapter(list[Annotated[Union[tuple(members)], Field(discriminator="type")]])  # type: ignore[misc, arg-type]
 
 
-_ENVELOPES = _envelope_union()
 _EVENT_ID_RE = re.compile(EVENT_ID_PATTERN[1:-1])
 
 
@@ -273,7 +295,7 @@ def normalize_batch(raw: list[Any]) -> list[dict[str, Any]]:
     A valid batch costs one pydantic-core call for all its envelopes and payloads.
     """
     try:
-        _ENVELOPES.validate_python(raw)
+        envelope_schema().validate_python(raw)
     except ValidationError:
         _raise_first_invalid(raw)  # returns only if the rules accept what the schema did not
     _check_free_form(raw)
@@ -305,11 +327,11 @@ def _raise_first_invalid(raw: list[Any]) -> None:
         groups.setdefault(item["type"], []).append(i)
     for kind, indexes in groups.items():
         try:
-            _DATA_ADAPTERS[kind].validate_python([raw[i]["data"] for i in indexes])
+            _data_adapter(kind).validate_python([raw[i]["data"] for i in indexes])
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in err["loc"][1:])
-            failures.append((indexes[err["loc"][0]], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
+            failures.append((indexes[int(err["loc"][0])], f"{kind} data{'.' + field if field else ''}: {err['msg']}"))
     if failures:
         index, rule = min(failures)
         item = raw[index]

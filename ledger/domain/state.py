@@ -8,6 +8,7 @@ written by something that skipped validation, and the store reports it as corrup
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -24,6 +25,15 @@ METADATA_KEYS: tuple[str, ...] = tuple(f for f in ORIGIN_FIELDS if f not in ("st
 GENERATION_ATTR: dict[str, str] = {f: ("origin_cohort_id" if f == "cohort_id" else f) for f in ORIGIN_FIELDS}
 #: Manifest columns no rename may touch or collide with.
 FIXED_KEYS = ("stage", "gen_id", "created_seq", "materialized")
+
+
+#: names Windows reserves for devices, with or without an extension (`nul.txt` too)
+_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{p}{n}" for p in ("COM", "LPT") for n in "123456789")})
+
+
+def folder_key(cohort_id: str) -> str:
+    """What a case-insensitive file system that drops trailing dots sees of a folder name."""
+    return cohort_id.lower().rstrip(".")
 
 
 class DomainError(ValueError):
@@ -97,7 +107,7 @@ class State:
             yield
         except BaseException:
             for target, key, old in reversed(self._journal):
-                if isinstance(target, dict):
+                if isinstance(target, MutableMapping):  # a dict, or an index's lazy map
                     if old is _MISSING:
                         del target[key]
                     else:
@@ -172,6 +182,29 @@ class State:
         if stage in self.stages:
             return None
         return f"stage {stage!r} is not one of this ledger's stages"
+
+    def new_cohort_rule(self, cohort_id: str) -> str | None:
+        """Rule "cohort folder portable", checked when an append names a cohort for the first
+        time: its folder (`cohorts/<id>/`) must exist on every file system as a folder of its
+        own -- not a Windows device name, no trailing `.` (Windows drops it), and not another
+        cohort's folder where names are compared without case. Logs from before the rule
+        replay as they are (the fold does not check it)."""
+        if cohort_id in self.cohorts:
+            return None
+        other = self.cohort_sharing_folder(cohort_id)
+        if other is not None:
+            return (f"cohort id {cohort_id} differs from the existing cohort {other} only by case or a trailing '.': "
+                    "one folder on case-insensitive or Windows file systems")
+        if cohort_id.endswith("."):
+            return f"cohort id {cohort_id} ends with '.', which Windows drops from folder names"
+        if cohort_id.split(".", 1)[0].upper() in _DEVICE_NAMES:
+            return f"cohort id {cohort_id} is a Windows device name: no folder can be called that"
+        return None
+
+    def cohort_sharing_folder(self, cohort_id: str) -> str | None:
+        """An existing cohort whose id is `cohort_id` up to case and trailing dots, if any."""
+        key = folder_key(cohort_id)
+        return next((c for c in self.cohorts if folder_key(c) == key), None)
 
     def writable_rule(self, cohort_id: str) -> str | None:
         """Rule "cohort writable": no membership change after the cohort is sealed."""

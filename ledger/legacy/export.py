@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..log.fsio import atomic_write
+from ..log.fsio import atomic_write_many, environment_error
 from ..domain.state import Generation, State
 from .dataroot import ProgressFn, metadata_path, read_regular, relative, resolve_data_root, tick
 from .metadata import ORIGIN_KEYS, null_if_missing, parse_json_object
@@ -167,10 +167,16 @@ def plan_export(state: State, data_root: str | Path, progress: ProgressFn | None
 
 
 def apply_export(plan: ExportPlan, progress: ProgressFn | None = None) -> int:
-    """Write every planned file atomically; return how many were written."""
+    """Write every planned file; return how many were written. All or nothing: every new file
+    is staged (temp + fsync) before any is renamed, so a full disk or a read-only directory
+    leaves every original byte-identical and no temp file behind."""
     plan.raise_for_problems()
-    for done, change in enumerate(plan.changes, 1):
-        tick(progress, "writing", done, len(plan.changes))
-        change.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(change.path, change.after)
+    for parent in sorted({change.path.parent for change in plan.changes}):
+        if not parent.is_dir():
+            try:
+                parent.mkdir(parents=True)
+            except OSError as exc:
+                raise environment_error(exc, f"creating {parent}") from exc
+    atomic_write_many({change.path: change.after for change in plan.changes},
+                      lambda done, total: tick(progress, "writing", done, total))
     return len(plan.changes)

@@ -44,9 +44,9 @@ KEEP = 3
 
 #: Generation fields stored as (distinct values, per-row codes)
 _CODED = ("stage", "origin_cohort_id", "template_id", "combo_id", "llm_model_id", "mode")
-#: Generation fields stored as plain lists
-_PLAIN = ("gen_id", "parent_gen_id", "replicate", "created_seq", "materialized_seq")
 _FIELDS = tuple(f for f in Generation.__dataclass_fields__)
+#: Generation fields stored as plain lists: all the others
+_PLAIN = tuple(f for f in _FIELDS if f not in _CODED)
 
 
 # -- state <-> bytes ------------------------------------------------------------------

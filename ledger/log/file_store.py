@@ -10,14 +10,20 @@ by a crashed writer is moved to `events.jsonl.torn-<n>` before anything is appen
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import re
 import secrets
+import shutil
+import tempfile
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
+import orjson
+
+from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .parallel import verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
@@ -27,11 +33,15 @@ CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
 LOCK_FILE = "events.lock"
 CHECKPOINT_DIR = "checkpoints"
+#: the writers' index (ledger/app/facts.py, docs/FORMAT.md §7.1)
+INDEX_DIR = "index"
 #: the checkpoint mac key (32 random bytes): beside ledger.json, outside checkpoints/
 KEY_FILE = "checkpoint.key"
 #: names inside a ledger directory that belong to the ledger (never a build's output)
-RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, COPY_MARKER)
+RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, COPY_MARKER, INDEX_DIR)
 _CKPT_PREFIX, _CKPT_SUFFIX = "state-", ".ckpt"
+#: the <n> of events.jsonl.torn-<n>: ASCII digits only (a stray `torn-²` is someone else's file)
+_TORN_NUMBER = re.compile(r"([0-9]{1,18})")
 #: how far back from a boundary's offset we look for the start of its last line
 _LINE_PROBE = 1 << 16
 
@@ -61,17 +71,28 @@ class FileLogStore(LogStore):
 
     # -- identity -------------------------------------------------------------------------
     def create(self, config: bytes) -> None:
+        """Built whole in a temp directory beside `path`, then renamed onto it (over an empty
+        directory too): a failed init leaves no half-made ledger that init would refuse."""
         path = self.path
         if path.exists() and (not path.is_dir() or any(p.name != COPY_MARKER for p in path.iterdir())):
             raise InvalidInputError(f"{path} already exists and is not an empty directory")
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            (path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
+        except OSError as exc:
+            raise environment_error(exc, f"creating ledger {path}") from exc
+        try:
+            os.chmod(staging, 0o755)
+            (staging / CHECKPOINT_DIR).mkdir()
             for name in (LOG_FILE, LOCK_FILE):
-                os.close(os.open(path / name, os.O_WRONLY | os.O_CREAT, 0o644))
-            atomic_write(path / CONFIG_FILE, config)  # last: its presence means "a ledger"
+                os.close(os.open(staging / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            atomic_write(staging / CONFIG_FILE, config)
+            os.rename(staging, path)
             fsync_dir(path.parent.resolve())
         except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise InvalidInputError(f"{path} already exists and is not an empty directory") from None
             raise environment_error(exc, f"creating ledger {path}") from exc
 
     def read_config(self) -> bytes:
@@ -165,8 +186,8 @@ class FileLogStore(LogStore):
                 cut = f.read()
             if not cut:
                 return None
-            n = 1 + max((int(p.name.rsplit("-", 1)[1]) for p in self.path.glob(LOG_FILE + ".torn-*")
-                         if p.name.rsplit("-", 1)[1].isdigit()), default=0)
+            n = 1 + max((int(found[1]) for p in self.path.glob(LOG_FILE + ".torn-*")
+                         if (found := _TORN_NUMBER.fullmatch(p.name[len(LOG_FILE) + 6:]))), default=0)
             torn = self.path / f"{LOG_FILE}.torn-{n}"
             atomic_write(torn, cut)
             fd = os.open(self.log_path, os.O_WRONLY)
@@ -185,23 +206,47 @@ class FileLogStore(LogStore):
         offset = pos.cursor
         if pos.seq < 1 or type(offset) is not int or offset < 1:
             return False
+        line = self._line_ending_at(offset)
+        return line is not None and closes_batch(line, pos)
+
+    def end(self) -> Position | None:
+        """The boundary at the end of events.jsonl: only its last line is read and checked."""
+        try:
+            size = self._size()
+        except LedgerEnvironmentError:
+            return None
+        line = self._line_ending_at(size) if size else None
+        if line is None:
+            return None
+        try:
+            obj = orjson.loads(line)
+            pos = Position(obj["seq"], obj["hash"], size, obj["at"])
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            return None
+        return pos if type(pos.seq) is int and pos.seq >= 1 and closes_batch(line, pos) else None
+
+    def _line_ending_at(self, offset: int) -> bytes | None:
+        """The complete line (without its `\n`) that ends at byte `offset`, if one does."""
         try:
             with open(self.log_path, "rb") as f:
                 if os.fstat(f.fileno()).st_size < offset:
-                    return False
+                    return None
                 start = max(0, offset - _LINE_PROBE)
                 while True:
                     f.seek(start)
                     chunk = f.read(offset - start)
                     if not chunk.endswith(b"\n"):
-                        return False
+                        return None
                     cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
                     if cut >= 0 or start == 0:
                         break
                     start = max(0, start - _LINE_PROBE * 16)
         except OSError:
-            return False
-        return closes_batch(chunk[cut + 1 : -1], pos)
+            return None
+        return chunk[cut + 1 : -1]
+
+    def index_path(self) -> Path:
+        return self.path / INDEX_DIR / "facts.sqlite"
 
     def extent(self, pos: Position | None = None) -> int:
         """Bytes of events.jsonl (before `pos`)."""

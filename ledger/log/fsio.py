@@ -9,9 +9,9 @@ Temp files are created with `O_CREAT|O_EXCL|O_NOFOLLOW` under a random name
 (`.<name>.tmp-<16 hex>`): a name nobody can predict, and a path a planted symlink cannot
 redirect -- `O_EXCL` refuses any existing entry, symlinks included. The rename replaces the
 directory entry itself, so a symlink standing where the target belongs is replaced, never
-written through. Callers that must not follow symlinks in the *directories* either (the
-projection writer, whose out dir is shared) pass directory file descriptors they opened
-with `O_NOFOLLOW` themselves (`Target.dir_fd`).
+written through. `stage` and `commit` take a directory descriptor, so a caller that must not
+follow symlinks in the *directories* either (the projection writer, whose out dir is shared)
+passes descriptors it opened with `O_NOFOLLOW` itself.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import errno
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..errors import LedgerEnvironmentError
 
@@ -79,7 +79,10 @@ def create_temp(dir_fd: int, name: str) -> tuple[int, str]:
 def stage(dir_fd: int, name: str, data: bytes, label: str) -> str:
     """Write `data` to a new temp file beside `name` in `dir_fd` and fsync it; return the temp
     name. On failure the temp file is removed and the error raised as an environment error."""
-    fd, tmp = create_temp(dir_fd, name)
+    try:
+        fd, tmp = create_temp(dir_fd, name)
+    except OSError as exc:
+        raise environment_error(exc, f"writing {label}") from exc
     try:
         try:
             write_all(fd, data)
@@ -109,59 +112,58 @@ def commit(dir_fd: int, tmp: str, name: str, label: str) -> None:
         raise environment_error(exc, f"replacing {label}") from exc
 
 
-@dataclass(frozen=True)
-class Target:
-    """One file to replace: `name` in the directory open as `dir_fd`; `label` names it in errors."""
-
-    dir_fd: int
-    name: str
-    data: bytes
-    label: str
-
-
-def replace_all(targets: Sequence[Target]) -> None:
-    """Replace several files, staging all of them before renaming any.
-
-    Every new file is written and fsynced as a temp file beside its target first; only when
-    all are on disk are they renamed into place, then their directories fsynced. A failure
-    while staging (disk full, file-size limit) therefore leaves every old file as it was and
-    no temp file behind; readers see each file old or new, never half of one.
-    """
-    staged: list[tuple[Target, str]] = []
+def atomic_write_many(files: dict[Path, bytes], progress: Callable[[int, int], None] | None = None) -> None:
+    """Replace several files (the ledger's own files, reports, every metadata.json of a data
+    root), staging all of them before renaming any: space and size limits strike while
+    writing, not renaming, so they leave every old file whole; on failure every temp file is removed and
+    every original left as it was. One directory is open at a time, so thousands of files in
+    thousands of directories need no more descriptors than one. `progress(staged, total)`."""
+    by_dir: dict[Path, list[Path]] = {}
+    for path in map(Path, files):
+        by_dir.setdefault(path.parent, []).append(path)
+    staged: list[tuple[Path, Path, str]] = []  # (directory, target, temp name)
     try:
-        for target in targets:
-            staged.append((target, stage(target.dir_fd, target.name, target.data, target.label)))
+        for parent, paths in by_dir.items():
+            with _directory(parent) as fd:
+                for path in paths:
+                    staged.append((parent, path, stage(fd, path.name, files[path], str(path))))
+                    if progress is not None:
+                        progress(len(staged), len(files))
     except BaseException:
-        for target, tmp in staged:
-            discard(target.dir_fd, tmp)
+        _discard_staged(staged)
         raise
-    for i, (target, tmp) in enumerate(staged):
-        try:
-            commit(target.dir_fd, tmp, target.name, target.label)
-        except BaseException:
-            for later, later_tmp in staged[i + 1:]:
-                discard(later.dir_fd, later_tmp)
-            raise
+    committed = 0
     try:
-        for dir_fd in dict.fromkeys(t.dir_fd for t in targets):
-            os.fsync(dir_fd)
+        for parent, paths in by_dir.items():
+            with _directory(parent) as fd:
+                for _, path, tmp in staged[committed:committed + len(paths)]:
+                    commit(fd, tmp, path.name, str(path))
+                    committed += 1
+                os.fsync(fd)
+    except BaseException:
+        _discard_staged(staged[committed:])
+        raise
+
+
+@contextmanager
+def _directory(path: Path) -> Iterator[int]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise environment_error(exc, f"syncing the directory of {targets[0].label}") from exc
-
-
-def atomic_write_many(files: dict[Path, bytes]) -> None:
-    """`replace_all` for plain paths (the ledger's own files, reports, metadata.json)."""
-    fds: dict[Path, int] = {}
+        raise environment_error(exc, f"opening {path}") from exc
     try:
-        for parent in dict.fromkeys(Path(p).parent for p in files):
-            try:
-                fds[parent] = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise environment_error(exc, f"opening {parent}") from exc
-        replace_all([Target(fds[Path(p).parent], Path(p).name, data, str(p)) for p, data in files.items()])
+        yield fd
     finally:
-        for fd in fds.values():
-            os.close(fd)
+        os.close(fd)
+
+
+def _discard_staged(staged: Sequence[tuple[Path, Path, str]]) -> None:
+    for parent, _, tmp in staged:
+        try:
+            with _directory(parent) as fd:
+                discard(fd, tmp)
+        except LedgerEnvironmentError:
+            pass
 
 
 def atomic_write(path: Path, data: bytes) -> None:

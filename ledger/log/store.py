@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .scan import LogScan, Position, Tail
@@ -162,6 +163,17 @@ class LogStore(Protocol):
 
     def close(self) -> None:
         """Release what the store holds open (e.g. a lock file); it stays usable."""
+        return None
+
+    def end(self) -> Position | None:
+        """The batch boundary the log ends at, when the backend can tell without a scan and no
+        tail follows it; None otherwise (then a build replays to find out). What lets a build
+        with nothing new answer at once."""
+        return None
+
+    def index_path(self) -> Path | None:
+        """A local file where the writers' index (ledger/app/facts.py) may live, or None: then
+        writers validate against the folded state. It is a cache, checked against the log."""
         return None
 
     def verify(self, start: Position) -> tuple[Position, int, Tail]:

@@ -355,9 +355,16 @@ class MultiProcessConformance:
         led = Ledger.init(store)
         procs = [subprocess.Popen([sys.executable, "-c", WRITER, self.location(store), str(w), str(BATCHES)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for w in range(self.PROCESSES)]
+        reads = 0
+        while any(p.poll() is None for p in procs):  # meanwhile, a reader sees only whole batches
+            events = list(Ledger.open(self.location(store)).read())
+            sizes = Counter(e.txn[0] for e in events)
+            assert all(sizes[e.txn[0]] == e.txn[1] for e in events)
+            reads += 1
         for p in procs:
             out, err = p.communicate(timeout=300)
             assert p.returncode == 0 and out.strip() == b"ok", err.decode()
+        assert reads
         events = list(led.read())
         assert len(events) == sum(1 + b % 3 for b in range(BATCHES)) * self.PROCESSES
         assert_whole(events)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from ledger import ConflictError, Ledger, LedgerEnvironmentError
+from ledger.domain.events import envelope_schema
 from ledger.log.codec import encode_line
 from ledger.log.file_store import FileLogStore
 
@@ -145,6 +146,8 @@ def batch_size(rng: random.Random, max_batch: int) -> int:
 def crash_writer(ledger: Path, acks: Path, seed: int, max_batch: int) -> None:
     rng = random.Random(seed)
     led = Ledger.open(ledger)
+    led.generation("")  # before the kill window opens: the writers' index caught up (or built)
+    envelope_schema()  # and the validators built, as a long-running writer has them
     with open(acks, "ab") as ack:
         print("ready", flush=True)
         for b in range(10**9):
