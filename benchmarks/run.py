@@ -350,7 +350,7 @@ def hook_processes(path: Path, work: Path, head: list[Event], repeat: int) -> di
     events: `is_materialized` and one durable `record_materialized` (benchmarks/child.py hook)."""
     small = work / "hook10k"
     shutil.rmtree(small, ignore_errors=True)
-    append_stream(Ledger.init(small), stream(10_000))
+    append_stream(Ledger.init(small), stream(min(10_000, len(head))))
     gen = _first_gens(head[:10_000])["draft"]
     out: dict[str, Any] = {}
     for label, ledger in (("n", path), ("10k", small)):
@@ -505,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", type=int, default=200, help="single-event appends per latency figure")
     args = ap.parse_args(argv)
     command = "make bench N=%d" % args.n
+    if (args.repeat, args.samples) != (3, 200):  # say exactly what ran when it was not the make target
+        command = f"python -m benchmarks.run --n {args.n} --repeat {args.repeat} --samples {args.samples}"
     res = run(args.n, args.work, args.repeat, args.samples)
     res["command"] = command
     results = args.results or ROOT / "benchmarks" / "results" / f"bench-{args.n}.json"
