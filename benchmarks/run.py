@@ -412,10 +412,18 @@ def duckdb_peer(path: Path, work: Path, full: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: below this N the object-store section is skipped: its server start and 8-process runs would
+#: dominate a smoke run and say nothing at that size
+OBJECT_STORE_MIN_N = 10_000
+
+
 def object_store(work: Path, events: int, samples: int) -> dict[str, Any]:
     """The s3:// backend beside the file backend on a local SeaweedFS (benchmarks/object_store.py)."""
     from .object_store import measure
 
+    if events < OBJECT_STORE_MIN_N:
+        log(f"object store section skipped: N below {OBJECT_STORE_MIN_N:,} (python -m benchmarks.object_store runs it alone)")
+        return {"skipped": f"N below {OBJECT_STORE_MIN_N}"}
     try:
         return measure(work, events=events, samples=samples, log=log)
     except RuntimeError as exc:  # no `weed` binary: the s3 extra is not installed

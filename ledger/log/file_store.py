@@ -87,6 +87,10 @@ class FileLogStore(LogStore):
             for name in (LOG_FILE, LOCK_FILE):
                 os.close(os.open(staging / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             atomic_write(staging / CONFIG_FILE, config)
+            marker = self.copy_marker()
+            if marker is not None:  # an unfinished copy marked the directory: the ledger keeps the mark
+                atomic_write(staging / COPY_MARKER, marker)
+                (path / COPY_MARKER).unlink()
             os.rename(staging, path)
             fsync_dir(path.parent.resolve())
         except OSError as exc:
