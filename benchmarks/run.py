@@ -350,7 +350,7 @@ def hook_processes(path: Path, work: Path, head: list[Event], repeat: int) -> di
     events: `is_materialized` and one durable `record_materialized` (benchmarks/child.py hook)."""
     small = work / "hook10k"
     shutil.rmtree(small, ignore_errors=True)
-    append_stream(Ledger.init(small), stream(10_000))
+    append_stream(Ledger.init(small), stream(min(10_000, len(head))))
     gen = _first_gens(head[:10_000])["draft"]
     out: dict[str, Any] = {}
     for label, ledger in (("n", path), ("10k", small)):
@@ -412,10 +412,18 @@ def duckdb_peer(path: Path, work: Path, full: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: below this N the object-store section is skipped: its server start and 8-process runs would
+#: dominate a smoke run and say nothing at that size
+OBJECT_STORE_MIN_N = 10_000
+
+
 def object_store(work: Path, events: int, samples: int) -> dict[str, Any]:
     """The s3:// backend beside the file backend on a local SeaweedFS (benchmarks/object_store.py)."""
     from .object_store import measure
 
+    if events < OBJECT_STORE_MIN_N:
+        log(f"object store section skipped: N below {OBJECT_STORE_MIN_N:,} (python -m benchmarks.object_store runs it alone)")
+        return {"skipped": f"N below {OBJECT_STORE_MIN_N}"}
     try:
         return measure(work, events=events, samples=samples, log=log)
     except RuntimeError as exc:  # no `weed` binary: the s3 extra is not installed
@@ -505,6 +513,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", type=int, default=200, help="single-event appends per latency figure")
     args = ap.parse_args(argv)
     command = "make bench N=%d" % args.n
+    if (args.repeat, args.samples) != (3, 200):  # say exactly what ran when it was not the make target
+        command = f"python -m benchmarks.run --n {args.n} --repeat {args.repeat} --samples {args.samples}"
     res = run(args.n, args.work, args.repeat, args.samples)
     res["command"] = command
     results = args.results or ROOT / "benchmarks" / "results" / f"bench-{args.n}.json"

@@ -18,7 +18,7 @@ def test_harness_runs_end_to_end(tmp_path: Path) -> None:
     docs.write_text("# Benchmarks\n\nprose that must survive\n")
     subprocess.run([sys.executable, "-m", "benchmarks.run", "--n", "2000", "--work", str(tmp_path / "work"),
                     "--results", str(results), "--docs", str(docs), "--repeat", "1", "--samples", "10"],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+                   cwd=ROOT, check=True, capture_output=True, timeout=900)
     res = orjson.loads(results.read_bytes())
     assert res["append_batch"]["events"] == 2000 and res["verify"]["events_per_s"] > 0
     assert all(c["chain_verified"] for c in res["concurrent"])

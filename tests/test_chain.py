@@ -12,6 +12,7 @@ final batch, which verify reports as a tail; only a pinned head (`--expect-head`
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def assert_corrupt_at(path: Path, seq: int) -> None:
     with pytest.raises(CorruptLogError) as exc:
         list(Ledger.open(path).read())
     assert exc.value.seq == seq
+    # a writer trusts the part of the log its writers' index already covers, as a reader trusts a
+    # checkpoint (docs/FORMAT.md §7.1): without the index it reads everything, and refuses
+    shutil.rmtree(path / "index", ignore_errors=True)
     with pytest.raises(CorruptLogError) as exc:
         Ledger.open(path).append([event("cohort.opened", cohort_id="late")])
     assert exc.value.seq == seq

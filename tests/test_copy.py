@@ -95,6 +95,11 @@ def test_copy_refuses_what_it_must_not_touch(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="another ledger"):
         copy_ledger(tmp_path / "src", tmp_path / "half")
     assert Ledger.open(tmp_path / "other").head.seq == other.head.seq
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("someone's")
+    with pytest.raises(InvalidInputError, match="not an empty directory"):
+        copy_ledger(tmp_path / "src", tmp_path / "busy")
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]  # no marker left behind
 
 
 def test_a_destination_that_diverged_is_not_extended(tmp_path: Path) -> None:

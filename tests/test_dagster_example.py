@@ -162,3 +162,20 @@ def test_rerunning_a_cohort_writes_and_calls_nothing(pipeline: Pipeline) -> None
     assert pipeline.log_after["cohort-b"] == before
     assert run.plan["evaluation_new"] == 0 and run.plan["evaluation_reused"] == 0
     assert sorted(g for gens in run.reused.values() for g in gens) == sorted(B_ALL)
+
+
+def test_a_removed_evaluation_leaves_the_scores(pipeline: Pipeline) -> None:
+    """The seed's Phase 4 regression: reused rows count, removed ones do not (runs last: it
+    changes cohort B)."""
+    from examples.dagster_pipeline.assets import cohort_scores
+    from examples.dagster_pipeline.definitions import ASSETS, resources
+    from ledger.hooks import PipelineRecorder
+
+    gone = sorted(set(A["evaluation"]) & set(B["evaluation"]))[0]
+    PipelineRecorder(pipeline.ledger, run_id="operator-1").record_removed("cohort-b", "evaluation", gone, "judged unfair")
+    result = dg.materialize(ASSETS, selection=[cohort_scores], partition_key="cohort-b", instance=pipeline.instance,
+                            resources=resources(str(pipeline.ledger), str(pipeline.data)))
+    assert result.asset_materializations_for_node("cohort_scores")[0].metadata["dagster/row_count"].value == 5
+    table = pacsv.read_csv(pipeline.data / "reports" / "cohort-b" / "scores.csv")
+    assert sorted(table["gen_id"].to_pylist()) == sorted(set(B["evaluation"]) - {gone})
+    assert gone in CohortScope.open(pipeline.ledger).active_stage_gen_ids("cohort-a", "evaluation")  # A keeps it

@@ -147,11 +147,11 @@ def test_pinned_hash_mismatch_blocks_downstream(env: Env) -> None:
     real = next(iter(Ledger.open(env.ledger).read(3, 3))).hash
     pinned = ledger_checks(cohort_membership, pins=["3:" + "0" * 64])
     result = env.run([cohort_membership.key, cohort_scores.key], "cohort-a", asset_checks=pinned)
-    assert failed_checks(result) == {"ledger_chain_verifies": f"seq 3 has hash {real}, not the pinned {'0' * 64}"}
+    assert failed_checks(result)["ledger_chain_verifies"].startswith(f"seq 3 has hash {real}, not the pinned {'0' * 64}")
     assert materialized(result) == ["cohort_membership"]
     good = ledger_checks(cohort_membership, pins=[f"3:{real}"])
     assert env.run([cohort_membership.key, cohort_scores.key], "cohort-a", asset_checks=good).success
-    with pytest.raises(InvalidInputError, match="not SEQ:HASH"):
+    with pytest.raises(InvalidInputError, match="is not SEQ:HASH"):
         ledger_checks(cohort_membership, pins=["3-abc"])
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from ledger.errors import InvalidInputError, LedgerEnvironmentError
-from ledger.log.objects import Objects, batch_key, connect, redact, split_url
+from ledger.log.objects import Objects, batch_key, batch_start, checkpoint_key, checkpoint_seq, connect, redact, split_url
 
 RACERS = 8
 NAMES = 60
@@ -66,6 +66,15 @@ def test_a_sibling_prefix_is_not_listed(s3_url: str) -> None:
     b = Objects(connect(s3_url + "x"), s3_url + "x")  # ".../ledgerx" shares the text prefix only
     b.create("ledger.json", b"{}")
     assert list(a.keys("")) == []
+
+
+def test_object_names_round_trip() -> None:
+    assert batch_key(1) == "log/00000000000000000001.jsonl"
+    assert sorted(batch_key(n) for n in (10, 9, 100)) == [batch_key(9), batch_key(10), batch_key(100)]
+    assert [batch_start(batch_key(n)) for n in (1, 10**19)] == [1, 10**19]
+    assert checkpoint_seq(checkpoint_key(42)) == 42
+    for other in ("log/1.jsonl", "log/00000000000000000001.json", "checkpoints/state-1.ckpt", "ledger.json"):
+        assert batch_start(other) is None and checkpoint_seq(other) is None
 
 
 def test_url_parsing() -> None:

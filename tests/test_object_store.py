@@ -251,3 +251,14 @@ def test_pipeline_recorder_and_scope_take_a_ledger_url(s3_url: str) -> None:
     seq = rec.record_created("c1", "draft", "d1", "t1")
     assert PipelineRecorder(s3_url, run_id="run-1").record_created("c1", "draft", "d1", "t1") == seq  # a retry
     assert CohortScope.open(s3_url).active_stage_gen_ids("c1", "draft") == ["d1"]
+
+
+def test_the_dagster_resource_takes_a_ledger_url(s3_url: str) -> None:
+    from ledger.dagster import CohortLedgerResource
+
+    opened(s3_url).append(drafts("a", 2))
+    resource = CohortLedgerResource(ledger_path=s3_url, projections_dir=None)
+    assert resource.head().seq == 3
+    assert resource.scope().active_stage_gen_ids("c1", "draft") == ["a0", "a1"]
+    with pytest.raises(InvalidInputError, match="projections_dir"):
+        resource.projections_out()  # the projection assets read a local directory

@@ -13,7 +13,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers.audit_logs import histories
+from helpers.audit_logs import HOSTILE, histories
 from helpers.builders import created, jsonl, run_cli
 from ledger import Ledger
 from ledger.report import composition, render

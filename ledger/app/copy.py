@@ -54,7 +54,7 @@ def copy_ledger(src: Where, dst: Where, progress: CopyProgress | None = None) ->
     if dest.location == source.store.location:
         raise InvalidInputError(f"copy: {dest.location} is the source itself")
     marker = orjson.dumps({"source": source.store.location, "seq": target_head.seq, "hash": target_head.hash})
-    have = _destination(dest, config, marker)
+    have = _destination(dest, config, marker, genesis)
     end, already = (genesis, 0) if have is None else (have, have.seq)
     batches = 0
     for lines, last in _batches_after(source.store, genesis, end, target_head.seq):
@@ -77,7 +77,7 @@ def copy_ledger(src: Where, dst: Where, progress: CopyProgress | None = None) ->
     return CopyReport(source.store.location, dest.location, target_head.seq, target_head.hash, already, copied, batches)
 
 
-def _destination(dest: LogStore, config: bytes, marker: bytes) -> Position | None:
+def _destination(dest: LogStore, config: bytes, marker: bytes, genesis: Position) -> Position | None:
     """Mark `dest` and make sure it holds this ledger (creating it); return how far an earlier
     copy got (None: nothing copied yet). Refuses a destination holding anything else."""
     existing = dest.copy_marker()
@@ -92,9 +92,14 @@ def _destination(dest: LogStore, config: bytes, marker: bytes) -> Position | Non
         raise InvalidInputError(f"copy: {dest.location} is an unfinished copy of another ledger")
     dest.set_copy_marker(marker)
     if theirs is None:
-        dest.create(config)
+        try:
+            dest.create(config)
+        except InvalidInputError:
+            if existing is None:
+                dest.set_copy_marker(None)  # not ours to mark: something else is there
+            raise
         return None
-    scan = dest.scan(Position(0, genesis_prev(orjson.loads(config)["ledger_id"]), 0))
+    scan = dest.scan(genesis)
     for _ in scan.events():
         pass  # verifies the part already copied
     return scan.end if scan.end.seq else None

@@ -26,7 +26,7 @@ import operator
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Generic, Iterable, Iterator, MutableMapping, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, MutableMapping, TypeVar, cast
 
 import orjson
 
@@ -178,12 +178,14 @@ class IndexedState(State):
     def cohort_sharing_folder(self, cohort_id: str) -> str | None:
         """`State.cohort_sharing_folder` over the index: this batch's new cohorts, then the table."""
         key = folder_key(cohort_id)
-        pending = next((c for c, v in self.cohorts.changes() if v is not None and folder_key(c) == key), None)
+        cohorts = cast("_LazyMap[str, Cohort]", self.cohorts)  # the index's cohorts are a lazy map (__init__)
+        pending = next((c for c, v in cohorts.changes() if v is not None and folder_key(c) == key), None)
         if pending is not None:
             return pending
         row = self._db.execute("SELECT cohort_id FROM cohorts WHERE lower(rtrim(cohort_id, '.')) = ? LIMIT 1",
                                (key,)).fetchone()
-        return row[0] if row is not None else None
+        found: str | None = row[0] if row is not None else None
+        return found
 
     def _load_member(self, cohort_id: str, gen_id: str) -> int | None:
         row = self._db.execute("SELECT seq FROM members WHERE cohort_id = ? AND gen_id = ?",

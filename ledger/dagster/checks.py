@@ -26,7 +26,8 @@ from ..app.service import Ledger
 from ..cohorts.scope import CohortScope
 from ..domain.ids import SIGNATURE_FIELDS
 from ..domain.projection_files import PROJECTION_INFO_FILE
-from ..errors import CorruptLogError, InvalidInputError, LedgerError
+from ..app.pins import Pin, check_pins, parse_pin
+from ..errors import CheckFailed, CorruptLogError, LedgerError
 from .resource import CohortLedgerResource
 
 #: How many offending gens a failed check names in its description.
@@ -34,27 +35,13 @@ NAMED = 5
 
 
 # -- findings: plain functions --------------------------------------------------------------
-def parse_pin(pin: str) -> tuple[int, str]:
-    """`SEQ:HASH` -> (seq, hash); InvalidInputError for anything else."""
-    seq, sep, chain_hash = pin.partition(":")
-    if not sep or not seq.isdigit() or int(seq) < 1 or len(chain_hash) != 64:
-        raise InvalidInputError(f"pin {pin!r} is not SEQ:HASH (a seq >= 1 and a 64-hex-digit hash)")
-    return int(seq), chain_hash.lower()
-
-
-def chain_problem(ledger: Ledger, pins: Sequence[str] = ()) -> str | None:
-    """Why the chain fails (corrupt, or a pin that no longer holds), or None when it verifies."""
+def chain_problem(ledger: Ledger, pins: Sequence[Pin] = ()) -> str | None:
+    """Why the chain fails (corrupt, or a pin the log no longer holds), or None when it verifies."""
     try:
-        report = ledger.verify()
-    except CorruptLogError as exc:
+        ledger.verify()
+        check_pins(ledger, pins)
+    except (CorruptLogError, CheckFailed) as exc:
         return str(exc)
-    for pin in pins:
-        seq, expected = parse_pin(pin)
-        if seq > report.head.seq:
-            return f"pinned seq {seq} is beyond the head (seq {report.head.seq}): the log lost events"
-        actual = next(iter(ledger.read(seq, seq))).hash
-        if actual != expected:
-            return f"seq {seq} has hash {actual}, not the pinned {expected}"
     return None
 
 
@@ -121,10 +108,8 @@ def ledger_checks(cohort_asset: dg.AssetsDefinition | dg.AssetKey | str, *,
     `cohort_asset` is the asset whose partition key is a cohort id (an unpartitioned one
     is checked for every cohort); `pins` are `SEQ:HASH` values kept outside the ledger.
     """
-    for pin in pins:
-        parse_pin(pin)  # a bad pin fails at definition time, not at the first run
+    pinned = tuple(parse_pin(pin) for pin in pins)  # a bad pin fails here, not at the first run
     keys = {resource_key}
-    pinned = tuple(pins)
 
     @dg.asset_check(asset=cohort_asset, name="ledger_chain_verifies", blocking=blocking,
                     required_resource_keys=keys,
@@ -176,5 +161,5 @@ def ledger_checks(cohort_asset: dg.AssetsDefinition | dg.AssetKey | str, *,
     return checks
 
 
-__all__ = ["chain_problem", "ledger_checks", "member_problems", "parse_pin",
+__all__ = ["chain_problem", "ledger_checks", "member_problems",
            "projection_problem", "required_fields"]

@@ -5,7 +5,7 @@ contract: pipeline code is written against them. The resource holds only configu
 (`ledger_path`, `projections_dir`, both settable from `EnvVar`), so Dagster can pickle it
 into every step process; each process opens the ledger itself, on first use, and the
 store's lock makes the processes' appends safe. The path is passed through untouched to
-the library, so whatever `Ledger.open` accepts (a directory today) works here.
+the library, so whatever `Ledger.open` accepts (a directory, an `s3://bucket/prefix` URL) works.
 """
 
 from __future__ import annotations

@@ -81,20 +81,19 @@ class FileLogStore(LogStore):
             staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
         except OSError as exc:
             raise environment_error(exc, f"creating ledger {path}") from exc
-        marker = path / COPY_MARKER  # an unfinished copy's marker moves in with the rest
         try:
             os.chmod(staging, 0o755)
             (staging / CHECKPOINT_DIR).mkdir()
             for name in (LOG_FILE, LOCK_FILE):
                 os.close(os.open(staging / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             atomic_write(staging / CONFIG_FILE, config)
-            if marker.exists():
-                os.rename(marker, staging / COPY_MARKER)
+            marker = self.copy_marker()
+            if marker is not None:  # an unfinished copy marked the directory: the ledger keeps the mark
+                atomic_write(staging / COPY_MARKER, marker)
+                (path / COPY_MARKER).unlink()
             os.rename(staging, path)
             fsync_dir(path.parent.resolve())
         except OSError as exc:
-            if (staging / COPY_MARKER).exists() and path.is_dir():
-                os.rename(staging / COPY_MARKER, marker)
             shutil.rmtree(staging, ignore_errors=True)
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                 raise InvalidInputError(f"{path} already exists and is not an empty directory") from None

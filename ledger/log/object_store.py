@@ -20,7 +20,6 @@ AWS_ALLOW_HTTP, ...); no message this module produces contains them.
 from __future__ import annotations
 
 import random
-import re
 import secrets
 import time
 from collections import deque
@@ -29,12 +28,11 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Iterator
 
 from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
-from .objects import CHECKPOINT_DIR, CONFIG_KEY, LOG_DIR, Objects, batch_key, checkpoint_key, connect, split_url
+from .objects import (CHECKPOINT_DIR, CONFIG_KEY, LOG_DIR, Objects, batch_key, batch_start, checkpoint_key,
+                      checkpoint_seq, connect, split_url)
 from .scan import BatchScanner, LogScan, Position, Tail, closes_batch
 from .store import COPY_MARKER, CutTail, LogStore, count_events
 
-_BATCH_KEY = re.compile(r"log/(\d{20})\.jsonl")
-_CKPT_KEY = re.compile(r"checkpoints/state-(\d{12})\.ckpt")
 #: batches fetched concurrently while replaying (each a GET of a few KB to a few MB)
 PREFETCH = 16
 #: backoff after a lost race: up to BASE * 2**losses seconds (full jitter), at most CAP
@@ -103,7 +101,7 @@ class ObjectLogStore(LogStore):
         blob = self.objects.get(batch_key(following))
         if blob is None:
             return
-        listed = deque(s for s in self._listed_after(following) if s > following)
+        listed = deque(s for s in self._batch_starts(after=following) if s > following)
         with ThreadPoolExecutor(max_workers=PREFETCH) as pool:
             fetching: deque[tuple[int, Future[bytes | None]]] = deque()
             while True:
@@ -131,11 +129,11 @@ class ObjectLogStore(LogStore):
                     return
                 blob = got
 
-    def _listed_after(self, seq: int) -> list[int]:
-        """Batch starts the listing shows after the batch starting at `seq`, in order (some
-        stores, obstore's local one among them, list in no particular order)."""
-        return sorted(int(m.group(1)) for key in self.objects.keys(LOG_DIR, after=batch_key(seq))
-                      if (m := _BATCH_KEY.fullmatch(key)))
+    def _batch_starts(self, after: int | None = None) -> list[int]:
+        """Batch starts a listing of `log/` shows (after the batch starting at `after`), sorted:
+        some stores, obstore's local one among them, list in no particular order."""
+        keys = self.objects.keys(LOG_DIR, after=None if after is None else batch_key(after))
+        return sorted(seq for seq in map(batch_start, keys) if seq is not None)
 
     def writing(self) -> AbstractContextManager[None]:
         return nullcontext()  # optimistic: put-if-absent decides (module docstring)
@@ -180,8 +178,7 @@ class ObjectLogStore(LogStore):
         (one listing per progress bar, never per append)."""
         if pos is not None:
             return pos.seq
-        starts = [int(m.group(1)) for key in self.objects.keys(LOG_DIR) if (m := _BATCH_KEY.fullmatch(key))]
-        return max(starts, default=0)
+        return max(self._batch_starts(), default=0)
 
     def verify(self, start: Position) -> tuple[Position, int, Tail]:
         """The scan, plus a check that every object under `log/` is one of the batches it read.
@@ -191,10 +188,10 @@ class ObjectLogStore(LogStore):
         """
         names = set()
         for key in self.objects.keys(LOG_DIR):
-            match = _BATCH_KEY.fullmatch(key)
-            if match is None:
+            seq = batch_start(key)
+            if seq is None:
                 raise CorruptLogError(start.seq + 1, f"unexpected object {key} in the log", self.location)
-            names.add(int(match.group(1)))
+            names.add(seq)
         visited: set[int] = set()
         scan = BatchScanner(self._recording(self._blobs(start), visited), start)
         events = count_events(scan)
@@ -225,6 +222,19 @@ class ObjectLogStore(LogStore):
             key = self.objects.get(KEY_OBJECT)
         return key
 
+    def write_checkpoint(self, seq: int, data: bytes) -> None:
+        self.objects.put(checkpoint_key(seq), data)
+
+    def checkpoints(self) -> list[int]:
+        return sorted((seq for seq in map(checkpoint_seq, self.objects.keys(CHECKPOINT_DIR)) if seq is not None),
+                      reverse=True)
+
+    def read_checkpoint(self, seq: int) -> bytes | None:
+        return self.objects.get(checkpoint_key(seq))
+
+    def delete_checkpoint(self, seq: int) -> None:
+        self.objects.delete(checkpoint_key(seq))
+
     # -- an unfinished copy -------------------------------------------------------------------
     def copy_marker(self) -> bytes | None:
         return self.objects.get(COPY_MARKER)
@@ -234,16 +244,3 @@ class ObjectLogStore(LogStore):
             self.objects.delete(COPY_MARKER)
         else:
             self.objects.put(COPY_MARKER, data)
-
-    def write_checkpoint(self, seq: int, data: bytes) -> None:
-        self.objects.put(checkpoint_key(seq), data)
-
-    def checkpoints(self) -> list[int]:
-        found = [int(m.group(1)) for key in self.objects.keys(CHECKPOINT_DIR) if (m := _CKPT_KEY.fullmatch(key))]
-        return sorted(found, reverse=True)
-
-    def read_checkpoint(self, seq: int) -> bytes | None:
-        return self.objects.get(checkpoint_key(seq))
-
-    def delete_checkpoint(self, seq: int) -> None:
-        self.objects.delete(checkpoint_key(seq))

@@ -24,6 +24,8 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z0-9]+)://(?P<bucket>[^/?#]+)(?:/(?P<prefi
 _SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY",
                 "AZURE_STORAGE_SAS_KEY", "GOOGLE_SERVICE_ACCOUNT_KEY")
 
+_BATCH_NAME = re.compile(r"log/(\d{%d})\.jsonl" % _SEQ_DIGITS)
+_CHECKPOINT_NAME = re.compile(r"checkpoints/state-(\d{12})\.ckpt")
 _ENDPOINT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s,()]+", re.IGNORECASE)
 _STATUS = re.compile(r"status code: (\d{3})")
 _S3_CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
@@ -38,6 +40,18 @@ def batch_key(first_seq: int) -> str:
 
 def checkpoint_key(seq: int) -> str:
     return f"{CHECKPOINT_DIR}state-{seq:012d}.ckpt"
+
+
+def batch_start(key: str) -> int | None:
+    """The first seq of the batch object `key` names; None for any other name."""
+    match = _BATCH_NAME.fullmatch(key)
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_seq(key: str) -> int | None:
+    """The seq of the checkpoint object `key` names; None for any other name."""
+    match = _CHECKPOINT_NAME.fullmatch(key)
+    return int(match.group(1)) if match else None
 
 
 def split_url(url: str) -> tuple[str, str, str]:

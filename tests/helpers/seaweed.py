@@ -107,6 +107,17 @@ class SeaweedServer:
                 sock.unlink(missing_ok=True)
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it when the process that started it dies (prctl PR_SET_PDEATHSIG),
+    so a test run that is itself killed leaves no server behind."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: `stop` is then the only way it ends
+
+
 def start_server(root: Path | None = None) -> SeaweedServer:
     """Start SeaweedFS on free loopback ports and wait until its S3 gateway answers a signed PUT.
 
@@ -139,7 +150,8 @@ def start_server(root: Path | None = None) -> SeaweedServer:
     log_path = root / "weed.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env={**os.environ, "TMPDIR": str(root)}, start_new_session=True)
+                                   env={**os.environ, "TMPDIR": str(root)}, start_new_session=True,
+                                   preexec_fn=_die_with_parent)
     server = SeaweedServer(root, process, f"http://127.0.0.1:{s3}", log_path, ports)
     deadline = time.monotonic() + START_TIMEOUT
     last: Exception | None = None
