@@ -16,10 +16,6 @@ contradicts that is reported as corruption at its seq, as a replay would.
 
 from __future__ import annotations
 
-import os
-import pickle
-import signal
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +26,7 @@ from ..app.service import Ledger
 from ..domain.events import CURRENT_VERSION, upcast
 from ..errors import CorruptLogError, InvalidInputError
 from ..log.codec import genesis_prev
-from ..log.parallel import middle_boundary
+from ..log.parallel import in_halves
 from ..log.perf import paused_gc
 from ..log.file_store import FileLogStore
 from ..log.scan import LogScan, LogScanner, Position
@@ -234,52 +230,17 @@ def _two_halves(path: Path, genesis: Position, wanted: set[str] | None, want_poi
                 max_seq: int | None) -> _Collected | None:
     """The collection of a long log on two cores, or None (then the caller reads it in one pass).
 
-    As in `verify` (ledger/log/parallel.py): a forked child collects from the batch boundary
-    nearest the middle, this process up to it, and the halves must meet exactly (seq, hash,
-    offset). Corruption in the first half is raised here; anything wrong in the second half
-    gives None, and the one-pass read then names the first bad seq as it always does.
+    The split is `verify`'s (ledger/log/parallel.py: `in_halves`): each half is collected on
+    its own core, and the halves must meet exactly; corruption in the first half is raised,
+    anything wrong in the second gives None, and the one-pass read then names the first bad seq.
     """
-    try:
-        size = os.stat(path).st_size
-    except OSError:
+    # each half starts where its scanner does and stops where it does (the boundary, or max_seq)
+    halves = in_halves(path, genesis, lambda scanner: _collect(scanner, scanner.end, wanted, want_points,
+                                                               scanner.stop_after),
+                       stop_after=max_seq, min_bytes=PARALLEL_MIN_BYTES)
+    if halves is None:
         return None
-    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
-        return None
-    boundary = middle_boundary(path, genesis, size)
-    if boundary is None or boundary.seq <= 0 or (max_seq is not None and boundary.seq >= max_seq):
-        return None
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: collect the second half, send it, never return into the caller
-        os.close(read_fd)
-        try:
-            try:
-                second: _Collected | None = _collect(LogScanner(path, boundary, stop_after=max_seq), boundary,
-                                                     wanted, want_points, max_seq)
-            except Exception:
-                second = None
-            with os.fdopen(write_fd, "wb") as pipe:
-                pickle.dump(second, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    try:
-        scanner = LogScanner(path, genesis, stop_after=boundary.seq)
-        first = _collect(scanner, genesis, wanted, want_points, boundary.seq)
-    except BaseException:
-        os.kill(pid, signal.SIGKILL)
-        raise
-    finally:
-        with os.fdopen(read_fd, "rb") as pipe:
-            raw = pipe.read()
-        os.waitpid(pid, 0)
-    try:
-        second = pickle.loads(raw)
-    except Exception:
-        return None
-    if second is None or (scanner.end.seq, scanner.end.hash, scanner.end.cursor) != (
-            boundary.seq, boundary.hash, boundary.cursor):
-        return None
+    first, second = halves
     first.origins.update(second.origins)  # a gen is created once: the halves never share one
     for gen_id, seq in second.materialized.items():
         first.materialized.setdefault(gen_id, seq)

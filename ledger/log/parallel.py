@@ -13,10 +13,11 @@ Corruption in the first half is raised directly: it is the sequential scan's own
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Callable, TypeVar
 
 import orjson
 
@@ -49,46 +50,48 @@ def middle_boundary(path: Path, start: Position, size: int) -> Position | None:
         return None
 
 
-def _scan_to_pipe(path: Path, start: Position, fd: int) -> None:
-    """In the child: scan from `start` to the end; report the end, tail and count, or failure."""
-    try:
-        scanner = LogScanner(path, start)
-        events = count_events(scanner)
-        end, tail = scanner.end, scanner.tail
-        out: dict[str, Any] = {"end": [end.seq, end.hash, end.cursor, end.at], "events": events,
-                               "tail": [tail.bytes, tail.lines]}
-    except Exception:  # any failure: the parent falls back to the sequential scan
-        out = {"failed": True}
-    with os.fdopen(fd, "wb") as pipe:
-        pipe.write(orjson.dumps(out))
+T = TypeVar("T")
 
 
-def verify_split(path: Path, start: Position) -> tuple[Position, int, Tail] | None:
-    """(end, events, tail) of a full scan from `start`, computed on two cores; None if the
-    log is small, the process has other threads (forking them is unsafe), or the halves
-    do not join up."""
+def in_halves(path: Path, start: Position, work: Callable[[LogScanner], T], stop_after: int | None = None,
+              min_bytes: int | None = None) -> tuple[T, T] | None:
+    """`work` over the log from `start` (up to `stop_after`) split at the middle batch boundary:
+    (its result on the first half, its result on the second half), computed on two cores.
+
+    None (the caller then scans in one pass) when the log is shorter than `min_bytes`
+    (default `MIN_BYTES`), the process has other threads (forking them is unsafe), the halves
+    do not join up, or anything fails in the second half. Corruption in the first half is
+    raised: it is the one-pass scan's own error. `work` runs in a forked child for the second
+    half, and its result comes back pickled, so it must be picklable.
+    """
     try:
         size = os.stat(path).st_size
     except OSError:
         return None
-    if size - start.cursor < MIN_BYTES or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
+    threshold = MIN_BYTES if min_bytes is None else min_bytes
+    if size - int(start.cursor) < threshold or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
         return None
     boundary = middle_boundary(path, start, size)
-    if boundary is None or boundary.seq <= start.seq:
+    if boundary is None or boundary.seq <= start.seq or (stop_after is not None and boundary.seq >= stop_after):
         return None
     read_fd, write_fd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child
+    if pid == 0:  # child: the second half, sent back; never returns into the caller
         os.close(read_fd)
         try:
-            _scan_to_pipe(path, boundary, write_fd)
+            try:
+                second: tuple[T] | None = (work(LogScanner(path, boundary, stop_after=stop_after)),)
+            except Exception:  # any failure: the parent falls back to the one-pass scan
+                second = None
+            with os.fdopen(write_fd, "wb") as pipe:
+                pickle.dump(second, pipe, protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             os._exit(0)
     os.close(write_fd)
     try:
-        first = LogScanner(path, start, stop_after=boundary.seq)
-        events = count_events(first)
-    except BaseException:  # corruption in the first half (the sequential scan's own error), or an interrupt
+        scanner = LogScanner(path, start, stop_after=boundary.seq)
+        first = work(scanner)
+    except BaseException:  # corruption in the first half (the one-pass scan's own error), or an interrupt
         os.kill(pid, signal.SIGKILL)
         raise
     finally:
@@ -96,10 +99,25 @@ def verify_split(path: Path, start: Position) -> tuple[Position, int, Tail] | No
             raw = pipe.read()
         os.waitpid(pid, 0)
     try:
-        second = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        got = pickle.loads(raw)
+    except Exception:
         return None
-    if "failed" in second or (first.end.seq, first.end.hash, first.end.cursor) != (boundary.seq, boundary.hash, boundary.cursor):
+    if got is None or (scanner.end.seq, scanner.end.hash, scanner.end.cursor) != (
+            boundary.seq, boundary.hash, boundary.cursor):
         return None
-    end = Position(*second["end"])
-    return end, events + second["events"], Tail(*second["tail"])
+    return first, got[0]
+
+
+def _count(scanner: LogScanner) -> tuple[int, Position, Tail]:
+    events = count_events(scanner)
+    return events, scanner.end, scanner.tail
+
+
+def verify_split(path: Path, start: Position) -> tuple[Position, int, Tail] | None:
+    """(end, events, tail) of a full scan from `start`, computed on two cores; None if the
+    log is small, the process has other threads, or the halves do not join up."""
+    halves = in_halves(path, start, _count)
+    if halves is None:
+        return None
+    (first, _, _), (second, end, tail) = halves
+    return end, first + second, tail
