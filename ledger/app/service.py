@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import orjson
 
@@ -228,20 +228,16 @@ class Ledger:
                 request = spool.submit(payload) if payload is not None else None
                 if request is not None:
                     spool.wait()
-                    found = request.result()
-                    if found is not None:
-                        request.withdraw()
-                        seqs = decode_result(found)
-                        if seqs is not None:
-                            return seqs
-                section = self.store.writing()
-            with section:
-                if request is not None:
-                    found = request.result()  # a leader may have taken it while we queued
-                    request.withdraw()  # under the lock: no leader takes it from here on
-                    seqs = decode_result(found) if found is not None else None
+                    seqs = _answered(request)
                     if seqs is not None:
                         return seqs
+                section = self.store.writing()  # no result: queue to append it ourselves
+            with section:
+                if request is not None:
+                    seqs = _answered(request)  # a leader may have taken it while we queued
+                    if seqs is not None:
+                        return seqs
+                    request.withdraw()  # under the lock: no leader takes it from here on
                     batch = batch._replace(spooled=True)  # a killed leader may have written it
                 while True:
                     try:
@@ -250,22 +246,31 @@ class Ledger:
                         continue  # a writer that ignores the lock appended: catch up, re-validate, retry
         finally:
             if request is not None:
-                request.withdraw()
+                request.withdraw()  # answered, or appended by ourselves: nobody else may take it
 
     def _commit_own(self, batch: Batch, spool: Spool | None) -> list[int]:
         """In the writing section: commit our batch, with the spool's pending requests when
         there is a spool, and answer those; return our seqs or raise our batch's error."""
-        requests = spool.pending() if spool is not None else []
-        taken = [(r, b) for r in requests if (b := decode_request(r.payload)) is not None]
-        batches = [batch] + [b for _, b in taken]
+        taken: list[tuple[Request, Batch]] = []
+
+        def others() -> list[Batch]:
+            """The requests waiting now: asked once our own batch is validated, the latest
+            moment before the write, so the group takes in as many writers as it can."""
+            if spool is not None:
+                taken.extend((r, b) for r in spool.pending() if (b := decode_request(r.payload)) is not None)
+            return [b for _, b in taken]
+
         if self._state is None and self._facts is not None:
-            outcomes = self._commit_indexed(self._facts, batches)
+            outcomes, wrote = self._commit_indexed(self._facts, batch, others)
         else:
             self._cut_tail()  # a full state is loaded anyway (or no index): validate against it
             assert self._state is not None
-            outcomes, self._pos = self._commit_batches(batches, self._state, self._pos)
+            start = self._pos
+            outcomes, self._pos = self._commit_batches(batch, others, self._state, start)
+            wrote = self._pos != start
+        batches = [batch] + [b for _, b in taken]
         if spool is not None:
-            if any(b.spooled and isinstance(o, list) for b, o in zip(batches, outcomes)):
+            if not wrote and any(b.spooled and isinstance(o, list) for b, o in zip(batches, outcomes)):
                 spool.sync()  # a killed leader's unsynced bytes may hold a batch we now report
             for (request, _), outcome in zip(taken, outcomes[1:]):
                 if outcome is not None:
@@ -317,16 +322,17 @@ class Ledger:
             raise environment_error(exc if isinstance(exc, OSError) else OSError(str(exc)),
                                     f"writing the index {facts.path}") from exc
 
-    def _commit_indexed(self, facts: FactIndex, batches: list[Batch]) -> list[list[int] | BatchError | None]:
+    def _commit_indexed(self, facts: FactIndex, batch: Batch, others: Callable[[], list[Batch]]
+                        ) -> tuple[list[list[int] | BatchError | None], bool]:
+        """`_commit_batches` against the writers' index; also: whether anything was written."""
         state, tail = self._indexed_state(facts)
         self._cut_tail_at(state.position, tail)
-        for batch in batches:
-            state.preload((ev.type, ev.data, event_id) for ev, event_id in zip(batch.events, batch.ids()))
-        outcomes, end = self._commit_batches(batches, state, state.position)  # rolled back if it raises
-        if end != state.position:
+        outcomes, end = self._commit_batches(batch, others, state, state.position)  # rolled back if it raises
+        wrote = end != state.position
+        if wrote:
             state.passed(end)
         self._commit_facts(facts, state)
-        return outcomes
+        return outcomes, wrote
 
     def _commit_facts(self, facts: FactIndex, state: IndexedState) -> None:
         try:
@@ -361,27 +367,31 @@ class Ledger:
                 return None
             return self._facts.snapshot()
 
-    def _commit_batches(self, batches: list[Batch], state: State, pos: Position
+    def _commit_batches(self, first: Batch, others: Callable[[], list[Batch]], state: State, pos: Position
                         ) -> tuple[list[list[int] | BatchError | None], Position]:
-        """Validate each batch against the state the ones before it left, as its own atomic
-        batch (a rejected one is undone alone), then write every accepted line with one
-        conditional append (one fdatasync). Each batch's outcome: its seqs, its error, or
-        None when it was deferred. If the append fails, nothing is kept."""
+        """Validate `first`, then each of `others()`, against the state the ones before it
+        left, each as its own atomic batch (a rejected one is undone alone), then write every
+        accepted line with one conditional append (one fdatasync). Each batch's outcome: its
+        seqs, its error, or None when it was deferred. If the append fails, nothing is kept."""
         outcomes: list[list[int] | BatchError | None] = []
         lines: list[bytes] = []
         prev = pos.hash
         with state.transaction():  # undone whole if the write fails or loses the race
-            for batch in batches:
+            batch: Batch | None = first
+            queue: list[Batch] = []
+            while batch is not None:
                 try:
                     with state.transaction():
                         seqs, prev = self._validate(batch, state, pos.seq, prev, lines)
                 except (EventRejected, ConflictError) as exc:
                     outcomes.append(exc)
-                    continue
                 except _Deferred:
                     outcomes.append(None)
-                    continue
-                outcomes.append(seqs)
+                else:
+                    outcomes.append(seqs)
+                if batch is first:
+                    queue = others()
+                batch = queue.pop(0) if queue else None
             if not lines:
                 return outcomes, pos
             end = self.store.append(pos, b"".join(lines), Position(state.seq, prev, None, state.at))
@@ -395,6 +405,8 @@ class Ledger:
         to `lines`, chained on `prev`: (its seqs, the chain hash after it)."""
         events = batch.events
         ids = batch.ids()
+        if isinstance(state, IndexedState):
+            state.preload((ev.type, ev.data, event_id) for ev, event_id in zip(events, ids))
         known = {i: state.event_ids[event_id] for i, event_id in enumerate(ids)
                  if event_id is not None and event_id in state.event_ids}
         if known:
@@ -507,6 +519,12 @@ class Ledger:
         with self._mutex, self.store.writing():
             self.verify()
             return self._cut_tail()
+
+
+def _answered(request: Request) -> list[int] | None:
+    """The seqs a leader left for our request (raising the error it left instead), or None."""
+    found = request.result()
+    return decode_result(found) if found is not None else None
 
 
 def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[Pending]:

@@ -60,6 +60,7 @@ class FileLogStore(LogStore):
         self._depth = 0
         self._lock_fd: int | None = None
         self._lock_pid = 0
+        self._spool: Spool | None = None
 
     def __repr__(self) -> str:
         return f"FileLogStore({self.location!r})"
@@ -160,7 +161,9 @@ class FileLogStore(LogStore):
             raise environment_error(exc, f"syncing {self.log_path}") from exc
 
     def spool(self) -> Spool:
-        return Spool(self.path / SPOOL_DIR, self)
+        if self._spool is None:
+            self._spool = Spool(self.path / SPOOL_DIR, self)
+        return self._spool
 
     def _enter_writing(self, wait: bool = True) -> bool:
         self._mutex.acquire()

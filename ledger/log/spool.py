@@ -38,6 +38,8 @@ from .fsio import write_all
 #: the spool's directory inside a ledger directory
 SPOOL_DIR = "spool"
 _REQ, _RES, _TMP = ".req", ".res", ".tmp"
+#: an answered request older than this is checked for a live writer (else it is swept)
+_STALE_NS = 10 * 10**9
 
 
 class SpoolHost(Protocol):
@@ -60,37 +62,43 @@ class Request:
     """One request file. A follower holds its own (`fd` locked, kept open while it waits); a
     leader gets the others from `Spool.pending`, with their bytes."""
 
-    __slots__ = ("spool", "name", "payload", "fd")
+    __slots__ = ("spool", "name", "payload", "fd", "gone")
 
     def __init__(self, spool: "Spool", name: str, payload: bytes, fd: int | None = None) -> None:
         self.spool = spool
         self.name = name
         self.payload = payload
         self.fd = fd
+        self.gone = False
 
     def answer(self, result: bytes) -> None:
         """The leader's reply (not fsynced: it is read by a live process; see the module docstring)."""
-        base = self.spool.path / self.name
-        tmp = Path(f"{base}{_RES}{_TMP}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        base = f"{self.spool.dir}{self.name}"
+        fd = os.open(base + _RES + _TMP, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             write_all(fd, result)
         finally:
             os.close(fd)
-        os.rename(tmp, f"{base}{_RES}")
+        os.rename(base + _RES + _TMP, base + _RES)
 
     def result(self) -> bytes | None:
         """The reply a leader left for this request, if any."""
         try:
-            with open(self.spool.path / f"{self.name}{_RES}", "rb") as f:
-                return f.read()
+            fd = os.open(f"{self.spool.dir}{self.name}{_RES}", os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        try:
+            return _read_all(fd)
+        finally:
+            os.close(fd)
 
     def withdraw(self) -> None:
         """Remove the request (and its reply): read, or about to be appended by its own writer."""
-        base = self.spool.path / self.name
-        for path in (f"{base}{_REQ}", f"{base}{_RES}"):  # the request first: a reply alone is swept
+        if self.gone:
+            return
+        self.gone = True
+        base = f"{self.spool.dir}{self.name}"
+        for path in (base + _REQ, base + _RES):  # the request first: a reply alone is swept
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -105,7 +113,9 @@ class Spool:
 
     def __init__(self, path: Path, host: SpoolHost) -> None:
         self.path = path
+        self.dir = f"{path}{os.sep}"  # names are joined as strings: a request costs a dozen of them
         self.host = host
+        self._made = False
 
     def try_lead(self) -> AbstractContextManager[None] | None:
         """The writing section if it is free now (a writer that gets it never spools)."""
@@ -114,14 +124,16 @@ class Spool:
     def submit(self, payload: bytes) -> Request | None:
         """Leave a request; None when it could not be written (the writer then queues for the lock)."""
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
-        tmp = self.path / f"{name}{_REQ}{_TMP}"
+        tmp = f"{self.dir}{name}{_REQ}{_TMP}"
         fd: int | None = None
         try:
-            self.path.mkdir(exist_ok=True)
+            if not self._made:
+                self.path.mkdir(exist_ok=True)
+                self._made = True
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX)  # held while we wait: tells a leader we are alive
             write_all(fd, payload)
-            os.rename(tmp, self.path / f"{name}{_REQ}")
+            os.rename(tmp, f"{self.dir}{name}{_REQ}")
         except OSError:
             if fd is not None:
                 os.close(fd)
@@ -147,24 +159,28 @@ class Spool:
         except FileNotFoundError:
             return []
         found: list[Request] = []
+        stale = time.time_ns() - _STALE_NS
         for entry in sorted(names):
             base = entry.removesuffix(_TMP)
             if entry.endswith(_RES + _TMP) or (entry.endswith(_RES) and base[: -len(_RES)] + _REQ not in names):
                 self._remove(entry)  # a dead leader's half reply, or a reply its follower has read
             elif base.endswith(_REQ):
                 name = base[: -len(_REQ)]
+                answered = f"{name}{_RES}" in names
+                if answered and _born(name) > stale:
+                    continue  # its writer is picking the reply up
                 payload = self._read_live(entry)
                 if payload is None:  # its writer is gone: nobody waits for it
                     self._remove(entry)
                     self._remove(f"{name}{_RES}")
-                elif entry == base and f"{name}{_RES}" not in names:
+                elif entry == base and not answered:
                     found.append(Request(self, name, payload))
         return found
 
     def _read_live(self, entry: str) -> bytes | None:
         """The file's bytes if its writer still holds its flock (is alive and waiting), else None."""
         try:
-            fd = os.open(self.path / entry, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.dir + entry, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         try:
@@ -174,15 +190,25 @@ class Spool:
                 pass  # held: alive
             else:
                 return None
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return _read_all(fd)
         finally:
             os.close(fd)
 
     def _remove(self, entry: str) -> None:
         try:
-            os.unlink(self.path / entry)
+            os.unlink(self.dir + entry)
         except FileNotFoundError:
             pass
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _born(name: str) -> int:
+    """When a request was made (the time its name starts with), in ns; 0 if unreadable."""
+    stamp = name.partition("-")[0]
+    return int(stamp) if stamp.isdigit() else 0
