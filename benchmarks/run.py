@@ -21,7 +21,8 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -96,6 +97,43 @@ def append_stream(ledger: Ledger, events: list[Event] | Any) -> tuple[float, int
         total += time.perf_counter() - t0
         count += len(chunk)
     return total, count
+
+
+#: how many of the last 10,000-event batches of the batch-append figure are timed phase by phase
+PROFILED_BATCHES = 10
+
+
+@contextmanager
+def append_phases() -> Iterator[dict[str, float]]:
+    """Seconds spent in each phase of `Ledger.append` while the block runs: wall-clock timers
+    around the library's own functions (restored on exit), so the figure says where a batch
+    append's time goes without a profiler's overhead on every call."""
+    from ledger.app import facts, service
+    from ledger.log import file_store
+
+    spent = dict.fromkeys(("validation", "index lookups", "fold + encode", "write + fdatasync", "index commit"), 0.0)
+    targets = [(service, "_normalize_batch", "validation"), (facts.IndexedState, "preload", "index lookups"),
+               (file_store.FileLogStore, "append", "write + fdatasync"), (facts.FactIndex, "commit", "index commit"),
+               (service.Ledger, "_append_locked", "fold + encode")]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+
+    def timed(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - t0
+        return call
+
+    for (owner, name, label), (_, _, fn) in zip(targets, originals):
+        setattr(owner, name, timed(fn, label))
+    try:
+        yield spent
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+        spent["fold + encode"] -= spent["write + fdatasync"]  # the write happens inside the fold's call
 
 
 def validation_seconds(events: list[Event]) -> float:
@@ -205,12 +243,19 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     # batch append: building the N-event ledger itself, 10,000 events per append
     path = work / "ledger"
     led = Ledger.init(path)
-    seconds, count = append_stream(led, head)
+    last = min(len(head), PROFILED_BATCHES * BATCH)  # the last batches are timed phase by phase too
+    seconds, count = append_stream(led, head[:len(head) - last])
+    with append_phases() as phases:
+        more, n_more = append_stream(led, head[len(head) - last:])
+    seconds, count = seconds + more, count + n_more
     log_bytes = (path / "events.jsonl").stat().st_size
     res["append_batch"] = {"events": count, "seconds": seconds, "events_per_s": count / seconds,
-                           "batch": BATCH, "log_bytes": log_bytes, "bytes_per_event": log_bytes / count}
+                           "batch": BATCH, "log_bytes": log_bytes, "bytes_per_event": log_bytes / count,
+                           "last_batches": {"events": n_more, "seconds": more, **phases}}
     log(f"batch append ({BATCH:,}/batch): {count / seconds:,.0f} events/s ({seconds:.2f} s; "
         f"{log_bytes / count:.0f} bytes/event)")
+    log(f"  the last {n_more:,} events, per event: " + ", ".join(
+        f"{k} {v / n_more * 1e6:.1f} us" for k, v in phases.items()) + f" of {more / n_more * 1e6:.1f} us")
     validation = validation_seconds(head)
     res["append_batch"]["validation_seconds"] = validation
     log(f"  of which validation (events.normalize_batch): {validation:.2f} s "
