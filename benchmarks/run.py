@@ -163,29 +163,36 @@ def verify_one_core(path: Path) -> int:
         return count_events(LogScanner(led.log_path, Position(0, genesis_prev(led.config.ledger_id), 0)))
 
 
-def latency(ledger_path: Path, bare_path: Path, tag: str, samples: int) -> dict[str, Any]:
-    """Single-event durable appends through the library, interleaved with a bare
-    write+fdatasync of the same line bytes (the sync call the library itself makes)."""
-    led = Ledger.open(ledger_path)
-    led.state  # the catch-up replay is not what this measures
-    lib, bare = [], []
-    fd = os.open(bare_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def latency(ledgers: dict[str, Path], bare_dir: Path, samples: int) -> dict[str, dict[str, Any]]:
+    """Single-event durable appends through the library, each followed by a bare
+    write+fdatasync of the same line bytes (the sync call the library itself makes), taking
+    turns between the ledgers: every figure, and so the ratio between ledgers of different
+    sizes, sees the same disk weather."""
+    opened = {key: Ledger.open(path) for key, path in ledgers.items()}
+    for led in opened.values():
+        led.state  # the catch-up replay is not what this measures
+    lib: dict[str, list[float]] = {key: [] for key in ledgers}
+    bare: dict[str, list[float]] = {key: [] for key in ledgers}
+    fds = {key: os.open(bare_dir / f"{key}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for key in ledgers}
+    events = {key: fresh_drafts(f"lat{key}", samples) for key in ledgers}
     try:
-        for ev in fresh_drafts(tag, samples):
-            t0 = time.perf_counter()
-            led.append([ev])
-            lib.append(time.perf_counter() - t0)
-            line = _last_line(ledger_path / "events.jsonl")
-            t0 = time.perf_counter()
-            os.write(fd, line)
-            os.fdatasync(fd)
-            bare.append(time.perf_counter() - t0)
+        for i in range(samples):
+            for key, led in opened.items():
+                t0 = time.perf_counter()
+                led.append([events[key][i]])
+                lib[key].append(time.perf_counter() - t0)
+                line = _last_line(ledgers[key] / "events.jsonl")
+                t0 = time.perf_counter()
+                os.write(fds[key], line)
+                os.fdatasync(fds[key])
+                bare[key].append(time.perf_counter() - t0)
     finally:
-        os.close(fd)
-    return {"events_in_ledger": led.head.seq - samples, "samples": samples,
-            "lib_p50_ms": percentile(lib, 0.5) * 1e3, "lib_p99_ms": percentile(lib, 0.99) * 1e3,
-            "bare_p50_ms": percentile(bare, 0.5) * 1e3, "bare_p99_ms": percentile(bare, 0.99) * 1e3,
-            "p50_ratio": percentile(lib, 0.5) / percentile(bare, 0.5)}
+        for fd in fds.values():
+            os.close(fd)
+    return {key: {"events_in_ledger": opened[key].head.seq - samples, "samples": samples,
+                  "lib_p50_ms": percentile(lib[key], 0.5) * 1e3, "lib_p99_ms": percentile(lib[key], 0.99) * 1e3,
+                  "bare_p50_ms": percentile(bare[key], 0.5) * 1e3, "bare_p99_ms": percentile(bare[key], 0.99) * 1e3,
+                  "p50_ratio": percentile(lib[key], 0.5) / percentile(bare[key], 0.5)} for key in ledgers}
 
 
 def _last_line(path: Path) -> bytes:
@@ -349,8 +356,8 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     small = work / "small"
     append_stream(Ledger.init(small), stream(1000))
     (work / "bare").mkdir()
-    res["latency_1k"] = latency(small, work / "bare" / "small.jsonl", "lat1k", samples)
-    res["latency_n"] = latency(path, work / "bare" / "n.jsonl", "latn", samples)
+    lat = latency({"1k": small, "n": path}, work / "bare", samples)
+    res["latency_1k"], res["latency_n"] = lat["1k"], lat["n"]
     for key in ("latency_1k", "latency_n"):
         r = res[key]
         log(f"durable single append on {r['events_in_ledger']:,} events: p50 {r['lib_p50_ms']:.3f} ms, "
