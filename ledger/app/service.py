@@ -26,13 +26,13 @@ import orjson
 
 from ..log.codec import canonical, encode_line, genesis_prev
 from ..domain.config import LedgerConfig
-from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError
+from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError, LedgerError
 from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
 from ..log.file_store import FileLogStore
 from ..log.fsio import environment_error
 from ..log.location import Where, open_store
 from ..log.perf import paused_gc
-from ..log.spool import Request, Spool
+from ..log.spool import WAIT, Request, Spool
 from ..log.store import LogStore
 from .group import Batch, BatchError, Pending, decode_request, decode_result, encode_request, encode_result
 from .facts import BOUNDARY_EVERY, CACHE_LIMIT, FactIndex, FactsSnapshot, IndexedState
@@ -40,6 +40,9 @@ from .replay import apply_recorded, starting_point
 from ..log.scan import Position, Tail
 from ..domain.state import DomainError, Generation, State
 
+#: rounds of requests a leader commits after its own batch before it lets go (each round one
+#: write and one fdatasync for every request that came during the previous one)
+LEAD_ROUNDS = 4
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
 
@@ -212,77 +215,110 @@ class Ledger:
             while True:
                 try:
                     with self.store.writing():
-                        return self._commit_own(batch, None)
+                        return self._lead(batch, None)
                 except _LostRace:
                     continue  # another writer committed first: catch up, re-validate, retry
 
     def _append_grouped(self, spool: Spool, batch: Batch) -> list[int]:
         """Group commit (ledger/log/spool.py): lead if the writing section is free; else leave
-        the batch for its holder, wait for it to leave, and take the result it left, or
-        append alone when there is none."""
+        the batch as a request and sleep until a leader answers it, or wakes us to lead, or
+        (its leader dead) `WAIT` passes and the section is free: then append it ourselves."""
         section = spool.try_lead()
         request: Request | None = None
         try:
             if section is None:
                 payload = encode_request(batch)
                 request = spool.submit(payload) if payload is not None else None
-                if request is not None:
-                    spool.wait()
-                    seqs = _answered(request)
-                    if seqs is not None:
-                        return seqs
-                section = self.store.writing()  # no result: queue to append it ourselves
+                # the leader may have let go before our request was there: look again
+                section = self.store.writing() if request is None else spool.try_lead()
+            while section is None:
+                assert request is not None
+                answer = request.wait(WAIT)
+                seqs = decode_result(answer) if answer else None  # raises the error the leader found
+                if seqs is not None:
+                    return seqs
+                section = self.store.writing() if answer else spool.try_lead()
             with section:
                 if request is not None:
-                    seqs = _answered(request)  # a leader may have taken it while we queued
+                    answer = request.wait(0)  # answered just before the section came free?
+                    seqs = decode_result(answer) if answer else None
                     if seqs is not None:
                         return seqs
-                    request.withdraw()  # under the lock: no leader takes it from here on
+                    request.withdraw()  # in the section: no leader takes it from here on
                     batch = batch._replace(spooled=True)  # a killed leader may have written it
-                while True:
-                    try:
-                        return self._commit_own(batch, spool)
-                    except _LostRace:
-                        continue  # a writer that ignores the lock appended: catch up, re-validate, retry
+                seqs = self._lead(batch, spool)
+            spool.wake_first()  # requests that came after our last look: their writers lead next
+            return seqs
         finally:
             if request is not None:
-                request.withdraw()  # answered, or appended by ourselves: nobody else may take it
+                request.withdraw()
 
-    def _commit_own(self, batch: Batch, spool: Spool | None) -> list[int]:
-        """In the writing section: commit our batch, with the spool's pending requests when
-        there is a spool, and answer those; return our seqs or raise our batch's error."""
+    def _lead(self, batch: Batch, spool: Spool | None) -> list[int]:
+        """In the writing section: commit our batch with the waiting requests, then a few more
+        rounds of the requests that came meanwhile; return our seqs or raise our batch's error."""
+        while True:
+            try:
+                own, _ = self._round(batch, spool)
+                break
+            except _LostRace:
+                continue  # a writer that ignores the lock appended: catch up, re-validate, retry
+        for _ in range(LEAD_ROUNDS if spool is not None else 0):
+            assert spool is not None
+            if not spool.waiting():
+                break
+            try:
+                _, took = self._round(None, spool)
+            except (LedgerError, _LostRace):
+                break  # our batch is committed: the writers of the rest append theirs alone
+            if not took:
+                break
+        if isinstance(own, list):
+            return own
+        assert own is not None  # our batch is first: it names no id this group wrote
+        raise own
+
+    def _round(self, batch: Batch | None, spool: Spool | None) -> tuple[list[int] | BatchError | None, int]:
+        """Commit `batch` (if any) and the spool's pending requests in one write; answer each
+        request. Returns our batch's outcome and how many requests were taken."""
         taken: list[tuple[Request, Batch]] = []
 
         def others() -> list[Batch]:
             """The requests waiting now: asked once our own batch is validated, the latest
             moment before the write, so the group takes in as many writers as it can."""
             if spool is not None:
-                taken.extend((r, b) for r in spool.pending() if (b := decode_request(r.payload)) is not None)
+                for r in spool.pending():
+                    b = decode_request(r.payload)
+                    if b is None:
+                        r.wake()  # not a request we can read: its writer appends it alone
+                    else:
+                        taken.append((r, b))
             return [b for _, b in taken]
 
-        if self._state is None and self._facts is not None:
-            outcomes, wrote = self._commit_indexed(self._facts, batch, others)
-        else:
-            self._cut_tail()  # a full state is loaded anyway (or no index): validate against it
-            assert self._state is not None
-            start = self._pos
-            outcomes, self._pos = self._commit_batches(batch, others, self._state, start)
-            wrote = self._pos != start
-        batches = [batch] + [b for _, b in taken]
-        if spool is not None:
-            if not wrote and any(b.spooled and isinstance(o, list) for b, o in zip(batches, outcomes)):
+        try:
+            if self._state is None and self._facts is not None:
+                outcomes, wrote = self._commit_indexed(self._facts, batch, others)
+            else:
+                self._cut_tail()  # a full state is loaded anyway (or no index): validate against it
+                assert self._state is not None
+                start = self._pos
+                outcomes, self._pos = self._commit_batches(batch, others, self._state, start)
+                wrote = self._pos != start
+            if not taken and batch is None:
+                return None, 0
+            mine, theirs = (outcomes[0], outcomes[1:]) if batch is not None else (None, outcomes)
+            if spool is not None and not wrote and any(
+                    b.spooled and isinstance(o, list) for b, o in zip([batch, *(b for _, b in taken)], outcomes) if b):
                 spool.sync()  # a killed leader's unsynced bytes may hold a batch we now report
-            for (request, _), outcome in zip(taken, outcomes[1:]):
+            for (request, _), outcome in zip(taken, theirs):
                 if outcome is not None:
                     try:
                         request.answer(encode_result(outcome))
                     except OSError:
-                        pass  # unanswered: its writer appends it alone (finding its ids if written)
-        own = outcomes[0]
-        if isinstance(own, list):
-            return own
-        assert own is not None  # our batch is first: it names no id this group wrote
-        raise own
+                        pass  # its writer is gone (or will find no answer and append alone)
+            return mine, len(taken)
+        finally:
+            for request, _ in taken:
+                request.wake()  # not answered (deferred, or the round failed): it appends alone
 
     # -- the writers' index -------------------------------------------------------------
     def _indexed_state(self, facts: FactIndex) -> tuple[IndexedState, Tail]:
@@ -322,7 +358,7 @@ class Ledger:
             raise environment_error(exc if isinstance(exc, OSError) else OSError(str(exc)),
                                     f"writing the index {facts.path}") from exc
 
-    def _commit_indexed(self, facts: FactIndex, batch: Batch, others: Callable[[], list[Batch]]
+    def _commit_indexed(self, facts: FactIndex, batch: Batch | None, others: Callable[[], list[Batch]]
                         ) -> tuple[list[list[int] | BatchError | None], bool]:
         """`_commit_batches` against the writers' index; also: whether anything was written."""
         state, tail = self._indexed_state(facts)
@@ -367,19 +403,18 @@ class Ledger:
                 return None
             return self._facts.snapshot()
 
-    def _commit_batches(self, first: Batch, others: Callable[[], list[Batch]], state: State, pos: Position
-                        ) -> tuple[list[list[int] | BatchError | None], Position]:
-        """Validate `first`, then each of `others()`, against the state the ones before it
-        left, each as its own atomic batch (a rejected one is undone alone), then write every
-        accepted line with one conditional append (one fdatasync). Each batch's outcome: its
-        seqs, its error, or None when it was deferred. If the append fails, nothing is kept."""
+    def _commit_batches(self, first: Batch | None, others: Callable[[], list[Batch]], state: State,
+                        pos: Position) -> tuple[list[list[int] | BatchError | None], Position]:
+        """Validate `first` (if any), then each of `others()`, against the state the ones
+        before it left, each as its own atomic batch (a rejected one is undone alone), then
+        write every accepted line with one conditional append (one fdatasync). Each batch's
+        outcome: its seqs, its error, or None when it was deferred. If the append fails,
+        nothing is kept."""
         outcomes: list[list[int] | BatchError | None] = []
         lines: list[bytes] = []
         prev = pos.hash
         with state.transaction():  # undone whole if the write fails or loses the race
-            batch: Batch | None = first
-            queue: list[Batch] = []
-            while batch is not None:
+            for batch in _first_then(first, others):
                 try:
                     with state.transaction():
                         seqs, prev = self._validate(batch, state, pos.seq, prev, lines)
@@ -389,9 +424,6 @@ class Ledger:
                     outcomes.append(None)
                 else:
                     outcomes.append(seqs)
-                if batch is first:
-                    queue = others()
-                batch = queue.pop(0) if queue else None
             if not lines:
                 return outcomes, pos
             end = self.store.append(pos, b"".join(lines), Position(state.seq, prev, None, state.at))
@@ -521,10 +553,11 @@ class Ledger:
             return self._cut_tail()
 
 
-def _answered(request: Request) -> list[int] | None:
-    """The seqs a leader left for our request (raising the error it left instead), or None."""
-    found = request.result()
-    return decode_result(found) if found is not None else None
+def _first_then(first: Batch | None, others: Callable[[], list[Batch]]) -> Iterator[Batch]:
+    """`first`, then the batches `others()` returns, asked for only once `first` is done."""
+    if first is not None:
+        yield first
+    yield from others()
 
 
 def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[Pending]:
