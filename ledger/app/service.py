@@ -16,7 +16,7 @@ import bisect
 import os
 import sqlite3
 import threading
-import uuid
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +27,7 @@ import orjson
 from ..log.codec import canonical, encode_line, genesis_prev
 from ..domain.config import LedgerConfig
 from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError, LedgerError
-from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
+from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, upcast
 from ..log.file_store import FileLogStore
 from ..log.fsio import environment_error
 from ..log.location import Where, open_store
@@ -40,9 +40,14 @@ from .replay import apply_recorded, starting_point
 from ..log.scan import Position, Tail
 from ..domain.state import DomainError, Generation, State
 
-#: rounds of requests a leader commits after its own batch before it lets go (each round one
-#: write and one fdatasync for every request that came during the previous one)
-LEAD_ROUNDS = 4
+#: how long a leader goes on committing rounds of requests after its own batch before it
+#: lets go (each round one write and one fdatasync for the requests that came meanwhile);
+#: fewer leaders also means fewer processes that build the validator
+LEAD_SECONDS = 0.05
+#: a batch larger than this is schema-validated by its writer before it takes the lock or
+#: spools it (validation is its main cost, and must not serialise writers); a smaller one is
+#: validated by whoever commits it
+SPOOL_RAW_LIMIT = 64
 #: a sparse index entry is kept at the first batch boundary after every INDEX_EVERY events
 INDEX_EVERY = 4096
 
@@ -205,11 +210,11 @@ class Ledger:
         The batch is validated whole before a byte is written; it is durable on return.
         """
         with paused_gc():
-            events_in = _normalize_batch(events)
-        # generated ids: <token>-<index in batch>, unique per batch (no uuid4 when every id is given)
-        batch = Batch(events_in, expected_seq, uuid.uuid4().hex if any(ev.id is None for ev in events_in) else "")
-        with self._mutex, paused_gc():
+            batch = Batch.of(events, expected_seq)
             spool = self.store.spool()
+            if spool is None or len(batch.raw) > SPOOL_RAW_LIMIT:
+                batch.events  # schema-validated before the lock (what a leader would redo for a small one)
+        with self._mutex, paused_gc():
             if spool is not None:
                 return self._append_grouped(spool, batch)
             while True:
@@ -245,7 +250,7 @@ class Ledger:
                     if seqs is not None:
                         return seqs
                     request.withdraw()  # in the section: no leader takes it from here on
-                    batch = batch._replace(spooled=True)  # a killed leader may have written it
+                    batch = batch.respooled()  # a killed leader may have written it
                 seqs = self._lead(batch, spool)
             spool.wake_first()  # requests that came after our last look: their writers lead next
             return seqs
@@ -262,10 +267,8 @@ class Ledger:
                 break
             except _LostRace:
                 continue  # a writer that ignores the lock appended: catch up, re-validate, retry
-        for _ in range(LEAD_ROUNDS if spool is not None else 0):
-            assert spool is not None
-            if not spool.waiting():
-                break
+        deadline = time.monotonic() + LEAD_SECONDS
+        while spool is not None and time.monotonic() < deadline and spool.waiting():
             try:
                 _, took = self._round(None, spool)
             except (LedgerError, _LostRace):
@@ -418,7 +421,7 @@ class Ledger:
                 try:
                     with state.transaction():
                         seqs, prev = self._validate(batch, state, pos.seq, prev, lines)
-                except (EventRejected, ConflictError) as exc:
+                except (InvalidInputError, ConflictError) as exc:  # EventRejected included
                     outcomes.append(exc)
                 except _Deferred:
                     outcomes.append(None)
@@ -558,19 +561,3 @@ def _first_then(first: Batch | None, others: Callable[[], list[Batch]]) -> Itera
     if first is not None:
         yield first
     yield from others()
-
-
-def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[Pending]:
-    raw = [ev.model_dump(exclude_none=True) if isinstance(ev, EventIn) else ev for ev in events]
-    if not raw:
-        raise InvalidInputError("empty batch: nothing to append")
-    batch: list[Pending] = []
-    seen: dict[str, int] = {}
-    for i, ev in enumerate(normalize_batch(raw)):
-        event_id = ev.get("id")
-        if event_id is not None:
-            if event_id in seen:
-                raise EventRejected(i, f"id {event_id} appears twice in the batch (first at event #{seen[event_id] + 1})", event_id)
-            seen[event_id] = i
-        batch.append(Pending(ev["type"], ev["data"], event_id, ev.get("by", {})))
-    return batch
