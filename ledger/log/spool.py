@@ -6,8 +6,8 @@ slower than one. So a writer that finds the lock taken does not queue for it wit
 it leaves the batch here as a *request* and sleeps until it is answered. The lock holder
 (the *leader*), after its own batch, takes every pending request, validates each as its own
 batch, writes all accepted lines with one write and one fdatasync, and answers each request;
-it goes on with the requests that came meanwhile for a few rounds before it lets go, and then
-wakes one writer still waiting so that writer leads the rest. A writer woken without an answer
+it goes on with the requests that came meanwhile for a while (the service decides how long)
+before it lets go, and then wakes one writer still waiting so that writer leads the rest. A writer woken without an answer
 (or after `WAIT` seconds, should its leader have died) takes the lock and appends alone.
 
 Waiting on the lock itself does not work: a leader that lets go and appends again takes the
