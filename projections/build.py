@@ -23,12 +23,12 @@ from ledger.log.file_store import FileLogStore
 from ledger.log.location import Where, is_url
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
-from ledger.domain.state import METADATA_KEYS
 
-from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, projection_about, replace_files
 from .manifest import manifest_table
-from .membership import cohort_csvs, membership_table
+from .membership import active_counts, cohort_csvs, membership_table
 from .object_out import out_location, replace_objects
+from .patch import patch
 
 DEFAULT_OUT = "projections"
 #: a build writes a checkpoint when it is this many events past the newest one
@@ -54,6 +54,8 @@ class BuildReport:
     warnings: list[str]
     #: the out dir already held the projection of the log's end: nothing was folded or written
     up_to_date: bool = False
+    #: seq of the previous projection this build patched (projections/patch.py); None: rendered from a fold
+    patched_from: int | None = None
 
     @property
     def checkpoint_used(self) -> bool:
@@ -61,13 +63,8 @@ class BuildReport:
 
 
 def about(state: State) -> dict[str, Any]:
-    """What readers of the files need and the files cannot say (`_projection.json`'s ABOUT_KEYS).
-
-    `key_names`: each logical manifest key's column name(s) (the rename state), so a reader
-    finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
-    including empty ones, which `membership.parquet` has no row for.
-    """
-    return {"key_names": {k: list(state.key_names[k]) for k in METADATA_KEYS}, "cohorts": sorted(state.cohorts)}
+    """`_projection.json`'s facts of `state` (`files.projection_about`)."""
+    return projection_about(state.key_names, state.cohorts)
 
 
 def render(state: State) -> dict[str, bytes]:
@@ -75,7 +72,7 @@ def render(state: State) -> dict[str, bytes]:
     membership = membership_table(state)
     files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
              MEMBERSHIP_FILE: parquet_bytes(membership)}
-    files.update(cohort_csvs(state, membership))
+    files.update(cohort_csvs(active_counts(state), membership))
     return files
 
 
@@ -118,6 +115,12 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
         held = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
         if end is not None and held is not None:
             return BuildReport(end.seq, end.hash, str(out), [], held, [], None, 0, None, [], up_to_date=True)
+        with paused_gc():
+            patched = patch(ledger, out, lock_timeout)
+        if patched is not None:
+            pos, changes = patched.position, patched.changes
+            return BuildReport(pos.seq, pos.hash, str(out), changes.written, changes.unchanged, changes.removed,
+                               None, patched.events, None, [], patched_from=patched.base_seq)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
         if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
             folded = check_checkpoints(ledger.store, ledger.config, target, progress)
