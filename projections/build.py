@@ -31,8 +31,13 @@ from .object_out import out_location, replace_objects
 from .patch import patch
 
 DEFAULT_OUT = "projections"
-#: a build writes a checkpoint when it is this many events past the newest one
+#: a build that folds writes a checkpoint when it is this many events past the newest one
 CHECKPOINT_EVERY = 5000
+#: a build patches the previous projection (projections/patch.py), which saves no checkpoint,
+#: only while the newest checkpoint is at most this many events behind the log's end; further
+#: behind, it folds from that checkpoint and saves one, so the checkpoints that opening a
+#: ledger and as-of builds resume from never fall further behind than this
+PATCH_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,14 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     `<ledger>/projections`, in the ledger's directory or under its prefix).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
+    Into an out dir that holds an earlier build of this log, the build patches that projection
+    with the events appended since (projections/patch.py) instead of folding the log, while
+    the newest checkpoint is at most PATCH_LIMIT events behind the log's end.
+
     `full` replays from seq 1 instead of the newest valid checkpoint, and refuses (CheckFailed,
-    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build of the
-    whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
-    saved. `progress(done, total)` is called after each folded batch, in the store's unit
+    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build
+    that folded the whole log and is `checkpoint_every` events past the newest checkpoint, a new
+    one is saved. `progress(done, total)` is called after each folded batch, in the store's unit
     (bytes of events.jsonl for a directory). Builds into one out dir take turns; one waits
     at most `lock_timeout` seconds for another to finish.
     """
@@ -115,8 +124,10 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
         held = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
         if end is not None and held is not None:
             return BuildReport(end.seq, end.hash, str(out), [], held, [], None, 0, None, [], up_to_date=True)
-        with paused_gc():
-            patched = patch(ledger, out, lock_timeout)
+        patched = None
+        if end is not None and end.seq - latest_seq(ledger.store) <= PATCH_LIMIT:
+            with paused_gc():
+                patched = patch(ledger, out, lock_timeout)
         if patched is not None:
             pos, changes = patched.position, patched.changes
             return BuildReport(pos.seq, pos.hash, str(out), changes.written, changes.unchanged, changes.removed,
