@@ -9,16 +9,17 @@ and the list of known cohorts. So this build
 
 1. takes the out dir's lock, reads `_projection.json` and checks that every file it lists
    still holds the bytes it recorded (else: a full render, `projections/build.py`);
-2. catches the writers' index up to the log's end (`Ledger.facts_snapshot`, in the store's
-   writing section): that folds every event the index has not absorbed yet through the
-   reference rules (`State.apply` over the index, ledger/app/facts.py), so a rule-breaking
-   event is reported exactly as the fold reports it, and nothing is written;
+2. catches the writers' index up to the log's end in memory (`Ledger.index_at_end`, in the
+   store's writing section; nothing is written to the index): that folds every event the
+   index has not absorbed yet through the reference rules (`State.apply` over the index,
+   ledger/app/facts.py), so a rule-breaking event is reported exactly as the fold reports
+   it, and nothing is written;
 3. scans the log from a batch boundary the index recorded at or before S to the index's
    position H (every line's chain verified), checks that (S, hash) closes a batch there,
    and collects the gen ids and (cohort, gen) pairs the events S+1..H name;
 4. reads the previous `manifest.parquet` and `membership.parquet`, drops the rows of those
-   keys, adds their rows as of H from the index (`FactsSnapshot`: same facts as the
-   reference state, tests/test_facts.py), puts them in place without re-sorting
+   keys, adds their rows as of H from the caught-up index (the same facts as the reference
+   state, tests/test_facts.py), puts them in place without re-sorting
    (`order.merged`), and renders again only the CSVs of the cohorts whose rows were named.
 
 The result is byte-identical to a full build of the same log (tests/test_patch.py checks it
@@ -40,17 +41,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ledger import Ledger
-from ledger.app.facts import FactsSnapshot
+from ledger.app.facts import IndexedState
 from ledger.domain.events import upcast
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, cohort_csv_path
 from ledger.domain.state import METADATA_KEYS, Generation
-from ledger.log.codec import genesis_prev
 from ledger.log.scan import Position
 
 from .arrays import array
 from .files import (Changes, OutDir, intact, locked_out, owned, parquet_bytes, projection_about, replace_locked,
                     sha256_hex)
-from .manifest import KeyNames, manifest_rows, manifest_schema, renamed
+from .manifest import manifest_rows, manifest_schema, renamed
 from .membership import MEMBERSHIP_SCHEMA, cohort_csvs, membership_rows
 from .order import leading_span, merged
 
@@ -74,6 +74,8 @@ class _Named:
     #: cohort_id -> the gen ids named with it
     pairs: dict[str, set[str]]
     cohort_ids: set[str]
+    #: (type, payload, None) of each, for `IndexedState.preload`
+    events: list[tuple[str, dict[str, Any], str | None]]
 
 
 @dataclass(frozen=True)
@@ -100,17 +102,15 @@ def patch(ledger: Ledger, out_path: Path, lock_timeout: float) -> Patched | None
         base = _base(out)
         if base is None:
             return None
-        snapshot = ledger.facts_snapshot()
-        if snapshot is None:
-            return None
-        try:
-            named = _named(ledger, snapshot, base)
+        with ledger.index_at_end() as state:  # writers wait meanwhile: the index does not move
+            if state is None:
+                return None
+            end = state.position
+            named = _named(ledger, end, base)
             if named is None:
                 return None
-            files, kept, about = _render(base, named, snapshot, ledger.config.stages)
-        finally:
-            snapshot.close()
-        end = snapshot.position
+            rows = _rows(state, named)
+        files, kept, about = _render(base, named, rows, ledger.config.stages)
         changes = replace_locked(out, files, end.seq, end.hash, about, kept)
     return Patched(end, changes, base.seq, end.seq - base.seq)
 
@@ -148,17 +148,14 @@ def _base(out: OutDir) -> _Base | None:
     return _Base(record["seq"], record["hash"], key_names, cohorts, files, manifest, membership)
 
 
-def _named(ledger: Ledger, snapshot: FactsSnapshot, base: _Base) -> _Named | None:
-    """Scan the events after the base's seq up to the index's position (verifying the chain);
-    None unless the base's (seq, hash) closes a batch of this log that the index has reached."""
-    end = snapshot.position
+def _named(ledger: Ledger, end: Position, base: _Base) -> _Named | None:
+    """Scan the events after the base's seq up to `end` (verifying the chain); None unless the
+    base's (seq, hash) closes a batch of this log at or before `end`."""
     if base.seq > end.seq:
         return None
-    # the index records a boundary every few thousand events (facts.BOUNDARY_EVERY); before the
-    # first one, the scan starts at seq 1
-    start = snapshot.boundary_before(base.seq + 1) or Position(0, genesis_prev(ledger.config.ledger_id), 0)
+    start = ledger.read_start(base.seq + 1)
     reached = start.seq == base.seq and start.hash == base.hash
-    named = _Named(set(), {}, set())
+    named = _Named(set(), {}, set(), [])
     if base.seq == end.seq:
         return named if reached else None
     scan = ledger.store.scan(start, stop_after=end.seq)
@@ -171,6 +168,7 @@ def _named(ledger: Ledger, snapshot: FactsSnapshot, base: _Base) -> _Named | Non
         if not reached:
             return None  # the base reflects no batch boundary of this log (an as-of build, another log)
         data = upcast(ev["type"], ev["v"], ev["data"], seq)
+        named.events.append((ev["type"], data, None))
         gen_id, cohort_id = data.get("gen_id"), data.get("cohort_id")
         if gen_id is not None:
             named.gen_ids.add(gen_id)
@@ -179,6 +177,28 @@ def _named(ledger: Ledger, snapshot: FactsSnapshot, base: _Base) -> _Named | Non
             if gen_id is not None:
                 named.pairs.setdefault(cohort_id, set()).add(gen_id)
     return named if reached and scan.end == end else None
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The facts of the named keys as of the log's end."""
+
+    key_names: dict[str, tuple[str, ...]]
+    gens: dict[str, Generation]
+    #: cohort_id -> {gen_id: the seq that added it} for the named gens that are active members
+    members: dict[str, dict[str, int]]
+    #: the named cohorts the ledger knows
+    cohorts: set[str]
+
+
+def _rows(state: IndexedState, named: _Named) -> _Rows:
+    """Look the named keys up in the caught-up index (rows in bulk, `IndexedState.preload`)."""
+    state.preload(named.events)
+    gens = {g: gen for g in named.gen_ids if (gen := state.generations.get(g)) is not None}
+    cohorts = {c: cohort for c in named.cohort_ids if (cohort := state.cohorts.get(c)) is not None}
+    members = {c: {g: seq for g in gen_ids if (seq := cohorts[c].members.get(g)) is not None}
+               for c, gen_ids in named.pairs.items() if c in cohorts}
+    return _Rows(dict(state.key_names), gens, members, set(cohorts))
 
 
 def _rows_of(table: pa.Table, gen_ids: set[str], pairs: Mapping[str, set[str]] | None = None) -> list[int]:
@@ -194,26 +214,24 @@ def _rows_of(table: pa.Table, gen_ids: set[str], pairs: Mapping[str, set[str]] |
     return [row for row, cohort_id, gen_id in zip(rows, cohorts, gens) if gen_id in pairs.get(cohort_id, ())]
 
 
-def _render(base: _Base, named: _Named, snapshot: FactsSnapshot,
+def _render(base: _Base, named: _Named, rows: _Rows,
             stages: tuple[str, ...]) -> tuple[dict[str, bytes], dict[str, str], dict[str, Any]]:
     """The files that may change (path -> bytes), the files kept (path -> recorded sha256),
-    and `_projection.json`'s facts, for the log at the snapshot's position."""
-    key_names: KeyNames = snapshot.key_names()
-    gens: dict[str, Generation] = snapshot.generations(named.gen_ids)
-    known = set(base.cohorts) | snapshot.cohort_ids(named.cohort_ids)
-    active = {cohort_id: snapshot.members(cohort_id, named.pairs[cohort_id]) for cohort_id in sorted(named.pairs)}
+    and `_projection.json`'s facts, for the log at the end the rows were read at."""
+    gens = rows.gens
+    known = set(base.cohorts) | rows.cohorts
 
     def manifest() -> bytes:
         table = merged(base.manifest, manifest_rows((gens[g] for g in sorted(gens)), base.key_names), stages, (),
                        _rows_of(base.manifest, named.gen_ids))
-        return parquet_bytes(renamed(table, base.key_names, key_names))
+        return parquet_bytes(renamed(table, base.key_names, rows.key_names))
 
     with ThreadPoolExecutor(1) as other:  # the manifest on another core meanwhile
         manifest_bytes = other.submit(manifest)
-        files = _membership_files(base, named, gens, active, known, stages)
+        files = _membership_files(base, named, gens, rows.members, known, stages)
         files[MANIFEST_FILE] = manifest_bytes.result()
     kept = {rel: digest for rel, digest in base.files.items() if rel not in files}
-    return files, kept, projection_about(key_names, known)
+    return files, kept, projection_about(rows.key_names, known)
 
 
 def _membership_files(base: _Base, named: _Named, gens: Mapping[str, Generation], active: Mapping[str, dict[str, int]],

@@ -227,7 +227,12 @@ class IndexedState(State):
 
     def _many(self, sql: str, keys: list[str], row: Callable[[Any], tuple[Any, Any]],
               lead: tuple[Any, ...] = ()) -> dict[Any, Any]:
-        return _many(self._db, sql, keys, row, lead)
+        found: dict[Any, Any] = dict.fromkeys(keys)
+        for start in range(0, len(keys), _CHUNK):
+            part = keys[start : start + _CHUNK]
+            query = sql.format(",".join("?" * len(part)))
+            found.update(map(row, self._db.execute(query, (*lead, *part))))
+        return found
 
     # -- remembering what changed ---------------------------------------------------------
     def _set_attr(self, obj: Any, name: str, value: Any) -> None:
@@ -263,33 +268,6 @@ class FactsSnapshot:
         row = self._db.execute("SELECT * FROM gens WHERE gen_id = ?", (gen_id,)).fetchone()
         return Generation(*row) if row is not None else None
 
-    def generations(self, gen_ids: Iterable[str]) -> dict[str, Generation]:
-        """The generations of `gen_ids` that exist, by id (a few queries for many ids)."""
-        found = _many(self._db, "SELECT * FROM gens WHERE gen_id IN ({})", sorted(set(gen_ids)),
-                      lambda row: (row[_GEN_KEY], Generation(*row)))
-        return {k: v for k, v in found.items() if v is not None}
-
-    def members(self, cohort_id: str, gen_ids: Iterable[str]) -> dict[str, int]:
-        """Which of `gen_ids` are active members of `cohort_id`: gen_id -> the seq that added it."""
-        found = _many(self._db, "SELECT gen_id, seq FROM members WHERE cohort_id = ? AND gen_id IN ({})",
-                      sorted(set(gen_ids)), tuple, (cohort_id,))
-        return {k: v for k, v in found.items() if v is not None}
-
-    def cohort_ids(self, cohort_ids: Iterable[str]) -> set[str]:
-        """Which of `cohort_ids` the ledger knows (opened, or given a member at some point)."""
-        found = _many(self._db, "SELECT cohort_id, 1 FROM cohorts WHERE cohort_id IN ({})",
-                      sorted(set(cohort_ids)), tuple)
-        return {k for k, v in found.items() if v is not None}
-
-    def key_names(self) -> dict[str, tuple[str, ...]]:
-        """The rename state: logical metadata key -> its manifest column name(s)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'key_names'").fetchone()
-        return {k: tuple(v) for k, v in orjson.loads(row[0]).items()}
-
-    def boundary_before(self, seq: int) -> Position | None:
-        """The latest batch boundary the index recorded before event `seq` (sparse), if any."""
-        return _boundary_before(self._db, seq)
-
     def active_gen_ids(self, cohort_id: str, stage: str) -> list[str]:
         """The cohort's active members of one stage, sorted by code point (SQLite's BINARY order)."""
         rows = self._db.execute("SELECT gen_id FROM members WHERE cohort_id = ? AND stage = ? ORDER BY gen_id",
@@ -298,22 +276,6 @@ class FactsSnapshot:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _many(db: sqlite3.Connection, sql: str, keys: list[str], row: Callable[[Any], tuple[Any, Any]],
-          lead: tuple[Any, ...] = ()) -> dict[Any, Any]:
-    """`keys` -> the value `row` makes of each one's row (None: no row), `_CHUNK` keys per query."""
-    found: dict[Any, Any] = dict.fromkeys(keys)
-    for start in range(0, len(keys), _CHUNK):
-        part = keys[start : start + _CHUNK]
-        query = sql.format(",".join("?" * len(part)))
-        found.update(map(row, db.execute(query, (*lead, *part))))
-    return found
-
-
-def _boundary_before(db: sqlite3.Connection, seq: int) -> Position | None:
-    row = db.execute("SELECT position FROM boundaries WHERE seq < ? ORDER BY seq DESC LIMIT 1", (seq,)).fetchone()
-    return _position(row[0]) if row is not None else None
 
 
 def _position_json(pos: Position) -> str:
@@ -331,9 +293,12 @@ def _position(text: str) -> Position | None:
 class FactIndex:
     """One index database for one ledger; see the module docstring for the protocol."""
 
-    def __init__(self, path: Path, config: LedgerConfig) -> None:
+    def __init__(self, path: Path, config: LedgerConfig, read_only: bool = False) -> None:
         self.path = path
         self.config = config
+        #: open the database read-only: a reader that must leave the ledger's files as they are
+        #: (a read-only connection never checkpoints the WAL into the database, even the last one)
+        self.read_only = read_only
         self._db: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
 
@@ -347,6 +312,11 @@ class FactIndex:
             return None
         if self._db is None or self._inode != (st.st_dev, st.st_ino):
             self.close()
+            if self.read_only:
+                db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+                self._db, self._inode = db, (st.st_dev, st.st_ino)
+                return db
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: atomic, and a lost commit only leaves it behind
@@ -427,9 +397,11 @@ class FactIndex:
         if db is None:
             return None
         try:
-            return _boundary_before(db, seq)
+            row = db.execute("SELECT position FROM boundaries WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+                             (seq,)).fetchone()
         except sqlite3.DatabaseError:
             return None
+        return _position(row[0]) if row is not None else None
 
     # -- writing --------------------------------------------------------------------------
     def commit(self, state: IndexedState) -> None:
