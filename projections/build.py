@@ -25,10 +25,7 @@ from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
 from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, projection_about, replace_files
-from .manifest import manifest_table
-from .membership import active_counts, cohort_csvs, membership_table
 from .object_out import out_location, replace_objects
-from .patch import patch
 
 DEFAULT_OUT = "projections"
 #: a build that folds writes a checkpoint when it is this many events past the newest one
@@ -74,6 +71,11 @@ def about(state: State) -> dict[str, Any]:
 
 def render(state: State) -> dict[str, bytes]:
     """Every projection file of `state`: relative path -> bytes."""
+    # pyarrow comes in with these, only when there is something to render: a build with
+    # nothing new answers from `_projection.json` without it (docs/benchmarks.md, no-op build)
+    from .manifest import manifest_table
+    from .membership import active_counts, cohort_csvs, membership_table
+
     membership = membership_table(state)
     files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
              MEMBERSHIP_FILE: parquet_bytes(membership)}
@@ -126,6 +128,8 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
             return BuildReport(end.seq, end.hash, str(out), [], held, [], None, 0, None, [], up_to_date=True)
         patched = None
         if end is not None and end.seq - latest_seq(ledger.store) <= PATCH_LIMIT:
+            from .patch import patch  # pyarrow, only once the no-op check found work to do
+
             with paused_gc():
                 patched = patch(ledger, out, lock_timeout)
         if patched is not None:

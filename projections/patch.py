@@ -45,6 +45,7 @@ from ledger.app.facts import IndexedState
 from ledger.domain.events import upcast
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, cohort_csv_path
 from ledger.domain.state import METADATA_KEYS, Generation
+from ledger.log.file_store import FileLogStore
 from ledger.log.scan import Position
 
 from .arrays import array
@@ -93,8 +94,11 @@ class _Base:
 
 def patch(ledger: Ledger, out_path: Path, lock_timeout: float) -> Patched | None:
     """Bring the projection in `out_path` to the log's end by patching it; None when it
-    cannot be patched (no intact previous projection of this log, no writers' index).
+    cannot be patched (no intact previous projection of this log, no writers' index, a store
+    other than a directory: an object store's writers do not wait for the index's reader).
     Raises like a replay when an event past the projection breaks a rule or the chain."""
+    if not isinstance(ledger.store, FileLogStore):  # whose writing section excludes every writer while it reads
+        return None
     index = ledger.store.index_path()
     if index is None or not index.exists() or not out_path.is_dir():
         return None

@@ -25,7 +25,6 @@ import orjson
 
 from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
-from .parallel import verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
 from .store import COPY_MARKER, CutTail, LogStore
 
@@ -258,6 +257,8 @@ class FileLogStore(LogStore):
 
     def verify(self, start: Position) -> tuple[Position, int, Tail]:
         """On two cores when the log is long (ledger.log.parallel), else the plain scan."""
+        from .parallel import verify_split  # verify only: it loads pickle and signal, which appends never need
+
         split = verify_split(self.log_path, start)
         return split if split is not None else LogStore.verify(self, start)
 
