@@ -25,8 +25,9 @@ from helpers.forge import forge_batch
 from ledger import CorruptLogError, Ledger, LedgerError
 from projections import build
 
-#: the module (the package exports its `build` function under the same name)
+#: the modules (the package exports its `build` function under the same name)
 build_module = importlib.import_module("projections.build")
+patch_module = importlib.import_module("projections.patch")
 
 
 def files_of(out: Path) -> dict[str, bytes]:
@@ -50,7 +51,7 @@ def append_all(ledger: Ledger, plan: list[list[dict[str, Any]]]) -> None:
 def checkpoint_path_build(ledger: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> build_module.BuildReport:
     """The incremental build that folds the state from a checkpoint (the patch declined)."""
     with monkeypatch.context() as m:
-        m.setattr(build_module, "patch", lambda *args: None)
+        m.setattr(patch_module, "patch", lambda *args: None)
         return build(ledger, out)
 
 
