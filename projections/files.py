@@ -37,8 +37,6 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ledger import InvalidInputError, LedgerError
 from ledger.domain.projection_files import COHORTS_DIR, PROJECTION_INFO_FILE, PROJECTION_PATH_PATTERN
@@ -56,32 +54,6 @@ FORMAT = "cohort-ledger-projection"
 VERSION = 1
 #: the only paths a build ever writes or removes (a tampered ownership file can name no other)
 _OURS = re.compile(PROJECTION_PATH_PATTERN)
-
-#: Parquet writer options, all pinned: the same pyarrow install gives the same bytes. The
-#: footer's `created_by` is "parquet-cpp-arrow version <pyarrow version>", and the only
-#: key-value metadata is ARROW:schema (our explicit schema); neither holds a time or a host.
-_PARQUET_OPTIONS: dict[str, Any] = {
-    "version": "2.6",
-    "data_page_version": "1.0",
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "write_page_index": False,
-    # row groups of 64k rows: a reader asking for one cohort or one gen (CohortScope) skips the
-    # groups whose min/max statistics exclude it (rows are sorted by cohort, stage, gen_id)
-    "row_group_size": 1 << 16,
-    "data_page_size": 1 << 20,
-    "store_schema": True,
-}
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **_PARQUET_OPTIONS)
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
-
 
 @dataclass(frozen=True)
 class Changes:

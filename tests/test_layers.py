@@ -19,6 +19,7 @@ LAYERS = ["errors", "domain", "log", "app", "cohorts", "legacy", "report", "dags
 RE_EXPORTS = {"__init__", "__main__", "scope", "hooks", "ids"}
 #: what projections/ may import from ledger besides the facade (docs/architecture.md, "The build path")
 DOCUMENTED_FOR_PROJECTIONS = ("ledger.domain.", "ledger.app.replay", "ledger.log.checkpoint", "ledger.log.codec",
+                              "ledger.log.parquet",
                               "ledger.log.file_store", "ledger.log.location", "ledger.log.perf", "ledger.log.fsio",
                               "ledger.log.object_store", "ledger.log.objects")
 

@@ -20,14 +20,17 @@ import tempfile
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import orjson
 
 from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
-from .parallel import verify_split
+from .parallel import in_halves, verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
 from .store import COPY_MARKER, CutTail, LogStore
+
+T = TypeVar("T")
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
@@ -260,6 +263,11 @@ class FileLogStore(LogStore):
         """On two cores when the log is long (ledger.log.parallel), else the plain scan."""
         split = verify_split(self.log_path, start)
         return split if split is not None else LogStore.verify(self, start)
+
+    def scan_in_halves(self, start: Position, work: Callable[[LogScan], T],
+                       stop_after: int | None = None) -> tuple[T, T] | None:
+        """On two cores when the log is long (ledger.log.parallel `in_halves`)."""
+        return in_halves(self.log_path, start, work, stop_after)
 
     # -- an unfinished copy -------------------------------------------------------------------
     def copy_marker(self) -> bytes | None:
