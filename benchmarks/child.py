@@ -7,7 +7,6 @@ of several concurrent appenders. Prints one JSON object.
     python -m benchmarks.child verify LEDGER
     python -m benchmarks.child phases LEDGER OUT SCRATCH
     python -m benchmarks.child duckdb LEDGER OUT
-    python -m benchmarks.child hook LEDGER RUN_ID COHORT STAGE GEN_ID
     python -m benchmarks.child scope PATH COHORT STAGE GEN_ID
     python -m benchmarks.child append LEDGER TAG APPENDS BATCH   (waits for "go" on stdin)
 """
@@ -15,28 +14,13 @@ of several concurrent appenders. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from typing import Any
 
 import orjson
 
-
-def _maxrss_kib() -> int:
-    """Peak RSS of this process image, in KiB.
-
-    VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child forked from the
-    harness (which holds a million generated events) would report the harness's size.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from .hook_step import maxrss_kib as _maxrss_kib
 
 
 def build(ledger: str, out: str, full: bool) -> dict[str, Any]:
@@ -95,21 +79,6 @@ def duckdb_peer(ledger: str, out: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     counts = peer.run(led.log_path, Path(out), list(led.config.stages))
     return {"seconds": time.perf_counter() - t0, "maxrss_kib": _maxrss_kib(), **counts}
-
-
-def hook(ledger: str, run_id: str, cohort: str, stage: str, gen_id: str) -> dict[str, Any]:
-    """What a pipeline step does in its own process: import the hooks, ask whether a gen is
-    materialized, record one event durably (the harness times the whole process from outside)."""
-    t0 = time.perf_counter()
-    from ledger.hooks import PipelineRecorder
-
-    t1 = time.perf_counter()
-    rec = PipelineRecorder(ledger, run_id)
-    materialized = rec.is_materialized(gen_id)
-    rec.record_materialized(cohort, stage, gen_id, {"parsed.txt": "0" * 64})
-    t2 = time.perf_counter()
-    return {"import_seconds": t1 - t0, "work_seconds": t2 - t1, "materialized": materialized,
-            "cpu_seconds": time.process_time(), "maxrss_kib": _maxrss_kib()}
 
 
 def scope(path: str, cohort: str, stage: str, gen_id: str) -> dict[str, Any]:
@@ -179,9 +148,6 @@ def main() -> None:
     f.add_argument("ledger")
     f.add_argument("out")
     f.add_argument("scratch")
-    h = sub.add_parser("hook")
-    for name in ("ledger", "run_id", "cohort", "stage", "gen_id"):
-        h.add_argument(name)
     sc = sub.add_parser("scope")
     for name in ("path", "cohort", "stage", "gen_id"):
         sc.add_argument(name)
@@ -202,8 +168,6 @@ def main() -> None:
         result = open_state(args.ledger)
     elif args.task == "phases":
         result = phases(args.ledger, args.out, args.scratch)
-    elif args.task == "hook":
-        result = hook(args.ledger, args.run_id, args.cohort, args.stage, args.gen_id)
     elif args.task == "scope":
         result = scope(args.path, args.cohort, args.stage, args.gen_id)
     elif args.task == "duckdb":

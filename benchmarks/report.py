@@ -10,6 +10,10 @@ END = "<!-- bench:end -->"
 GIB = 1 << 30
 
 
+#: issue 13, target 9: a single durable append's p50 within this factor of a bare write + fdatasync
+SINGLE_APPEND_BOUND = 1.5
+
+
 def _status(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**not met**")
 
@@ -83,7 +87,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append((f"durable single append on {lat['events_in_ledger']:,} events (p50 / p99)",
                     f"{lat['lib_p50_ms']:.3f} / {lat['lib_p99_ms']:.3f} ms; bare write+fdatasync "
                     f"{lat['bare_p50_ms']:.3f} / {lat['bare_p99_ms']:.3f} ms; p50 {lat['p50_ratio']:.2f}× bare",
-                    "p50 ≤ 2× bare", _status(lat["p50_ratio"] <= 2.0)))
+                    f"p50 ≤ {SINGLE_APPEND_BOUND}× bare", _status(lat["p50_ratio"] <= SINGLE_APPEND_BOUND)))
     g = r["latency_growth"]
     out.append((f"append p50 at {r['latency_n']['events_in_ledger']:,} vs 1,000 events", f"{g:.2f}×",
                 "within 20%", _status(abs(g - 1) <= 0.20)))
@@ -261,21 +265,42 @@ def analysis(r: dict[str, Any]) -> list[str]:
         per = ab["seconds"] / ab["events"] * 1e6
         split = (f" Per event {per:.1f} µs: validation {val / ab['events'] * 1e6:.1f} µs (one pydantic-core call "
                  f"for all envelopes and payloads of the batch), and {per - val / ab['events'] * 1e6:.1f} µs for "
-                 "the fold in a transaction, canonical encoding, sha256 and the write.")
+                 "the rest.")
         budget = (f"; schema validation of every appended event (docs/FORMAT.md §5.2 requires it) takes "
                   f"{val / ab['events'] * 1e6:.1f} µs of them")
+    last = ab.get("last_batches")
+    phases = ""
+    if last and last["events"]:
+        n = last["events"]
+        us = {k: v / n * 1e6 for k, v in last.items() if k not in ("events", "seconds")}
+        index = us.get("index lookups", 0) + us.get("index commit", 0)
+        phases = (f" Where the time goes, timed phase by phase over the last {n:,} events (wall clock around "
+                  "the library's functions, `benchmarks/run.py: append_phases`): "
+                  + ", ".join(f"{k} {v:.1f} µs" for k, v in us.items())
+                  + f" of {last['seconds'] / n * 1e6:.1f} µs per event. The writers' index — what keeps a hook "
+                  f"process flat with N — is {index:.1f} µs of it: each batch's new generations, memberships and "
+                  "event ids are inserts at hash-like keys into SQLite B-trees that grow with the ledger, so a "
+                  "commit dirties pages all over them. Without the index the same appends would cost about "
+                  f"{last['seconds'] / n * 1e6 - index:.1f} µs per event ({n / max(last['seconds'] - index * n / 1e6, 1e-9):,.0f} "
+                  "events/s); closing the rest of the gap needs a validation path several times cheaper than "
+                  "pydantic-core's and an index written sequentially (an append-only overlay merged in the "
+                  "background), which were not built.")
     out.append(f"- **batch append ≥ 200,000 events/s: {status}**, {ab['events_per_s']:,.0f} events/s.{split} "
-               f"The target leaves 5 µs per event for validating, folding, encoding and hashing it{budget}. A writer "
-               "without a loaded state (this one) also keeps the writers' index current: each batch's new "
-               "generations, memberships and event ids are rows in SQLite B-trees keyed by hash-like ids, i.e. "
-               "random inserts; that is the price of a hook process that costs the same at any N.")
+               f"The target leaves 5 µs per event for validating, folding, encoding and hashing it{budget}.{phases}")
     l1, ln = r["latency_1k"], r["latency_n"]
-    ok = l1["p50_ratio"] <= 2 and ln["p50_ratio"] <= 2
-    out.append(f"- **durable append p50 ≤ 2× bare write+fdatasync: {'met' if ok else 'not met'}**, "
-               f"{l1['p50_ratio']:.2f}× on 1,000 events and {ln['p50_ratio']:.2f}× on {ln['events_in_ledger']:,}; "
-               f"p50 at N is {r['latency_growth']:.2f}× the p50 at 1,000 events "
-               f"({'within' if abs(r['latency_growth'] - 1) <= 0.2 else 'outside'} 20%): an append stats the log "
-               "and reads only bytes past its own position, so its cost does not grow with the log.")
+    ok = l1["p50_ratio"] <= SINGLE_APPEND_BOUND and ln["p50_ratio"] <= SINGLE_APPEND_BOUND
+    overhead = ln["lib_p50_ms"] - ln["bare_p50_ms"]
+    why = ("" if ok else f" The library's own work per append (validation, the fold, encoding, hashing, the open, "
+           f"stat and write around the sync) is about {overhead * 1e3:.0f} µs at the p50 here, against a bare "
+           f"fdatasync of {ln['bare_p50_ms'] * 1e3:.0f} µs on this machine's disk: {SINGLE_APPEND_BOUND}× would "
+           f"leave {(SINGLE_APPEND_BOUND - 1) * ln['bare_p50_ms'] * 1e3:.0f} µs for all of it. On a disk whose "
+           "flush takes a millisecond or more the same work is well inside the bound.")
+    out.append(f"- **durable append p50 ≤ {SINGLE_APPEND_BOUND}× bare write+fdatasync: {'met' if ok else 'not met'}**, "
+               f"{l1['p50_ratio']:.2f}× on 1,000 events and {ln['p50_ratio']:.2f}× on {ln['events_in_ledger']:,}.{why} "
+               f"Append cost flat with log size: the p50 at N is {r['latency_growth']:.2f}× the p50 at 1,000 events "
+               f"({'within' if abs(r['latency_growth'] - 1) <= 0.2 else 'outside'} 20%; the two are measured taking "
+               "turns): an append stats the log and reads only bytes past its own position, so its cost does not "
+               "grow with the log.")
     a = r["baseline_a"]
     if "vs_full_build" in a:
         status = "met" if a["vs_full_build"] >= 10 else "not met"

@@ -21,7 +21,8 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -98,6 +99,43 @@ def append_stream(ledger: Ledger, events: list[Event] | Any) -> tuple[float, int
     return total, count
 
 
+#: how many of the last 10,000-event batches of the batch-append figure are timed phase by phase
+PROFILED_BATCHES = 10
+
+
+@contextmanager
+def append_phases() -> Iterator[dict[str, float]]:
+    """Seconds spent in each phase of `Ledger.append` while the block runs: wall-clock timers
+    around the library's own functions (restored on exit), so the figure says where a batch
+    append's time goes without a profiler's overhead on every call."""
+    from ledger.app import facts, service
+    from ledger.log import file_store
+
+    spent = dict.fromkeys(("validation", "index lookups", "fold + encode", "write + fdatasync", "index commit"), 0.0)
+    targets = [(service, "_normalize_batch", "validation"), (facts.IndexedState, "preload", "index lookups"),
+               (file_store.FileLogStore, "append", "write + fdatasync"), (facts.FactIndex, "commit", "index commit"),
+               (service.Ledger, "_append_locked", "fold + encode")]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+
+    def timed(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - t0
+        return call
+
+    for (owner, name, label), (_, _, fn) in zip(targets, originals):
+        setattr(owner, name, timed(fn, label))
+    try:
+        yield spent
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+        spent["fold + encode"] -= spent["write + fdatasync"]  # the write happens inside the fold's call
+
+
 def validation_seconds(events: list[Event]) -> float:
     """The schema part of a batch append, alone: the same batches through `normalize_batch`."""
     total = 0.0
@@ -125,29 +163,36 @@ def verify_one_core(path: Path) -> int:
         return count_events(LogScanner(led.log_path, Position(0, genesis_prev(led.config.ledger_id), 0)))
 
 
-def latency(ledger_path: Path, bare_path: Path, tag: str, samples: int) -> dict[str, Any]:
-    """Single-event durable appends through the library, interleaved with a bare
-    write+fdatasync of the same line bytes (the sync call the library itself makes)."""
-    led = Ledger.open(ledger_path)
-    led.state  # the catch-up replay is not what this measures
-    lib, bare = [], []
-    fd = os.open(bare_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def latency(ledgers: dict[str, Path], bare_dir: Path, samples: int) -> dict[str, dict[str, Any]]:
+    """Single-event durable appends through the library, each followed by a bare
+    write+fdatasync of the same line bytes (the sync call the library itself makes), taking
+    turns between the ledgers: every figure, and so the ratio between ledgers of different
+    sizes, sees the same disk weather."""
+    opened = {key: Ledger.open(path) for key, path in ledgers.items()}
+    for led in opened.values():
+        led.state  # the catch-up replay is not what this measures
+    lib: dict[str, list[float]] = {key: [] for key in ledgers}
+    bare: dict[str, list[float]] = {key: [] for key in ledgers}
+    fds = {key: os.open(bare_dir / f"{key}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for key in ledgers}
+    events = {key: fresh_drafts(f"lat{key}", samples) for key in ledgers}
     try:
-        for ev in fresh_drafts(tag, samples):
-            t0 = time.perf_counter()
-            led.append([ev])
-            lib.append(time.perf_counter() - t0)
-            line = _last_line(ledger_path / "events.jsonl")
-            t0 = time.perf_counter()
-            os.write(fd, line)
-            os.fdatasync(fd)
-            bare.append(time.perf_counter() - t0)
+        for i in range(samples):
+            for key, led in opened.items():
+                t0 = time.perf_counter()
+                led.append([events[key][i]])
+                lib[key].append(time.perf_counter() - t0)
+                line = _last_line(ledgers[key] / "events.jsonl")
+                t0 = time.perf_counter()
+                os.write(fds[key], line)
+                os.fdatasync(fds[key])
+                bare[key].append(time.perf_counter() - t0)
     finally:
-        os.close(fd)
-    return {"events_in_ledger": led.head.seq - samples, "samples": samples,
-            "lib_p50_ms": percentile(lib, 0.5) * 1e3, "lib_p99_ms": percentile(lib, 0.99) * 1e3,
-            "bare_p50_ms": percentile(bare, 0.5) * 1e3, "bare_p99_ms": percentile(bare, 0.99) * 1e3,
-            "p50_ratio": percentile(lib, 0.5) / percentile(bare, 0.5)}
+        for fd in fds.values():
+            os.close(fd)
+    return {key: {"events_in_ledger": opened[key].head.seq - samples, "samples": samples,
+                  "lib_p50_ms": percentile(lib[key], 0.5) * 1e3, "lib_p99_ms": percentile(lib[key], 0.99) * 1e3,
+                  "bare_p50_ms": percentile(bare[key], 0.5) * 1e3, "bare_p99_ms": percentile(bare[key], 0.99) * 1e3,
+                  "p50_ratio": percentile(lib[key], 0.5) / percentile(bare[key], 0.5)} for key in ledgers}
 
 
 def _last_line(path: Path) -> bytes:
@@ -205,12 +250,19 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     # batch append: building the N-event ledger itself, 10,000 events per append
     path = work / "ledger"
     led = Ledger.init(path)
-    seconds, count = append_stream(led, head)
+    last = min(len(head), PROFILED_BATCHES * BATCH)  # the last batches are timed phase by phase too
+    seconds, count = append_stream(led, head[:len(head) - last])
+    with append_phases() as phases:
+        more, n_more = append_stream(led, head[len(head) - last:])
+    seconds, count = seconds + more, count + n_more
     log_bytes = (path / "events.jsonl").stat().st_size
     res["append_batch"] = {"events": count, "seconds": seconds, "events_per_s": count / seconds,
-                           "batch": BATCH, "log_bytes": log_bytes, "bytes_per_event": log_bytes / count}
+                           "batch": BATCH, "log_bytes": log_bytes, "bytes_per_event": log_bytes / count,
+                           "last_batches": {"events": n_more, "seconds": more, **phases}}
     log(f"batch append ({BATCH:,}/batch): {count / seconds:,.0f} events/s ({seconds:.2f} s; "
         f"{log_bytes / count:.0f} bytes/event)")
+    log(f"  the last {n_more:,} events, per event: " + ", ".join(
+        f"{k} {v / n_more * 1e6:.1f} us" for k, v in phases.items()) + f" of {more / n_more * 1e6:.1f} us")
     validation = validation_seconds(head)
     res["append_batch"]["validation_seconds"] = validation
     log(f"  of which validation (events.normalize_batch): {validation:.2f} s "
@@ -307,8 +359,8 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     small = work / "small"
     append_stream(Ledger.init(small), stream(1000))
     (work / "bare").mkdir()
-    res["latency_1k"] = latency(small, work / "bare" / "small.jsonl", "lat1k", samples)
-    res["latency_n"] = latency(path, work / "bare" / "n.jsonl", "latn", samples)
+    lat = latency({"1k": small, "n": path}, work / "bare", samples)
+    res["latency_1k"], res["latency_n"] = lat["1k"], lat["n"]
     for key in ("latency_1k", "latency_n"):
         r = res[key]
         log(f"durable single append on {r['events_in_ledger']:,} events: p50 {r['lib_p50_ms']:.3f} ms, "
@@ -348,9 +400,14 @@ def _first_gens(head: list[Event]) -> dict[str, str]:
     return found
 
 
+#: a hook process lasts a fifth of a second, so one scheduling hiccup on a shared machine is a
+#: large part of it: the best of this many runs (each a fresh process) is reported
+HOOK_RUNS = 10
+
+
 def hook_processes(path: Path, work: Path, head: list[Event], repeat: int) -> dict[str, Any]:
     """A pipeline step's process, timed from spawn to exit (imports included), at N and at 10,000
-    events: `is_materialized` and one durable `record_materialized` (benchmarks/child.py hook)."""
+    events: `is_materialized` and one durable `record_materialized` (benchmarks/hook_step.py)."""
     small = work / "hook10k"
     shutil.rmtree(small, ignore_errors=True)
     append_stream(Ledger.init(small), stream(min(10_000, len(head))))
@@ -358,10 +415,14 @@ def hook_processes(path: Path, work: Path, head: list[Event], repeat: int) -> di
     out: dict[str, Any] = {}
     for label, ledger in (("n", path), ("10k", small)):
         runs = []
-        for i in range(max(3, repeat)):
+        for i in range(HOOK_RUNS):
             t0 = time.perf_counter()
-            r = child("hook", str(ledger), f"bench-hook-{label}-{i}", COHORT_A, "draft", gen)
-            r["wall_seconds"] = time.perf_counter() - t0
+            stdout = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "hook_step.py"), str(ledger),
+                                     f"bench-hook-{label}-{i}", COHORT_A, "draft", gen], cwd=ROOT, check=True,
+                                    capture_output=True, text=True).stdout
+            wall = time.perf_counter() - t0
+            r = orjson.loads(stdout.strip().splitlines()[-1])
+            r["wall_seconds"] = wall
             runs.append(r)
         best_run = min(runs, key=lambda r: r["wall_seconds"])
         out[label] = {"wall_seconds": best_run["wall_seconds"],

@@ -27,8 +27,6 @@ from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 from ledger.domain.state import METADATA_KEYS
 
 from .files import LOCK_TIMEOUT, check_out_dir, holding, replace_files
-from .manifest import manifest_table
-from .membership import cohort_csvs, membership_table
 from .object_out import out_location, replace_objects
 
 DEFAULT_OUT = "projections"
@@ -73,6 +71,11 @@ def about(state: State) -> dict[str, Any]:
 
 def render(state: State) -> dict[str, bytes]:
     """Every projection file of `state`: relative path -> bytes."""
+    # pyarrow comes in with these, only when there is something to render: a build with
+    # nothing new answers from `_projection.json` without it (docs/benchmarks.md, no-op build)
+    from .manifest import manifest_table
+    from .membership import cohort_csvs, membership_table
+
     membership = membership_table(state)
     files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
              MEMBERSHIP_FILE: parquet_bytes(membership)}

@@ -31,7 +31,7 @@ import os
 import re
 import stat
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
@@ -172,16 +172,20 @@ class OutDir:
         if not stat.S_ISREG(mode):
             raise self.refuse(rel, "not a regular file")
 
-    def read(self, rel: str) -> bytes | None:
-        """The bytes of regular file `rel`, or None when it does not exist."""
+    @contextmanager
+    def _opened(self, rel: str) -> Iterator[int | None]:
+        """A read-only descriptor of regular file `rel` (never through a symlink), or None
+        when it does not exist; closed on exit."""
         folder, _, name = rel.rpartition("/")
         with self.folder(folder) as dir_fd:
             if dir_fd is None:
-                return None
+                yield None
+                return
             try:
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
             except FileNotFoundError:
-                return None
+                yield None
+                return
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise self.refuse(rel, "a symlink") from None
@@ -189,12 +193,45 @@ class OutDir:
             try:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise self.refuse(rel, "not a regular file")
+                yield fd
+            finally:
+                os.close(fd)
+
+    def read(self, rel: str) -> bytes | None:
+        """The bytes of regular file `rel`, or None when it does not exist."""
+        with self._opened(rel) as fd:
+            if fd is None:
+                return None
+            try:
                 with open(fd, "rb", closefd=False) as f:
                     return f.read()
             except OSError as exc:
                 raise environment_error(exc, f"reading {self.path / rel}") from exc
-            finally:
-                os.close(fd)
+
+    def digests(self, rels: Iterable[str]) -> dict[str, str | None]:
+        """sha256 hex of each regular file of `rels` (None: missing), read in chunks, never
+        whole into memory, two files at a time: hashlib releases the GIL, and the two Parquet
+        files are most of the bytes (docs/benchmarks.md, no-op build)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def digest(fd: int, rel: str) -> str:
+            try:
+                with open(fd, "rb", closefd=False) as f:
+                    return hashlib.file_digest(f, "sha256").hexdigest()
+            except OSError as exc:
+                raise environment_error(exc, f"reading {self.path / rel}") from exc
+
+        out: dict[str, str | None] = {}
+        with ExitStack() as stack, ThreadPoolExecutor(max_workers=2) as pool:
+            pending = {}
+            for rel in rels:
+                fd = stack.enter_context(self._opened(rel))
+                if fd is None:
+                    out[rel] = None
+                else:
+                    pending[rel] = pool.submit(digest, fd, rel)
+            out.update((rel, future.result()) for rel, future in pending.items())
+        return out
 
     def holds(self, rel: str, data: bytes) -> bool:
         """True if `rel` already holds exactly `data`.
@@ -430,10 +467,8 @@ def holding(out_path: Path, seq: int, chain_hash: str, lock_timeout: float = LOC
             record = owned(out)
             if record is None or record["seq"] != seq or record["hash"] != chain_hash:
                 return None
-            for rel, digest in record["files"].items():
-                data = out.read(rel)
-                if data is None or sha256_hex(data) != digest:
-                    return None
+            if out.digests(record["files"]) != record["files"]:
+                return None
             return sorted(record["files"])
     finally:
         out.close()

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..log.codec import canonical
 from ..app.service import Ledger
-from .reuse import ReusePlan
+
+if TYPE_CHECKING:  # a hook process that only records events never loads the planner
+    from .reuse import ReusePlan
 
 SOURCE = "pipeline-hook"
 ID_SCHEME = "hook1"

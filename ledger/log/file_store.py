@@ -26,7 +26,6 @@ import orjson
 
 from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
-from .parallel import in_halves, verify_split
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
 from .store import COPY_MARKER, CutTail, LogStore
 
@@ -261,12 +260,16 @@ class FileLogStore(LogStore):
 
     def verify(self, start: Position) -> tuple[Position, int, Tail]:
         """On two cores when the log is long (ledger.log.parallel), else the plain scan."""
+        from .parallel import verify_split  # verify only: it loads pickle and signal, which appends never need
+
         split = verify_split(self.log_path, start)
         return split if split is not None else LogStore.verify(self, start)
 
     def scan_in_halves(self, start: Position, work: Callable[[LogScan], T],
                        stop_after: int | None = None) -> tuple[T, T] | None:
         """On two cores when the log is long (ledger.log.parallel `in_halves`)."""
+        from .parallel import in_halves  # loaded on use, as for verify
+
         return in_halves(self.log_path, start, work, stop_after)
 
     # -- an unfinished copy -------------------------------------------------------------------

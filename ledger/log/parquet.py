@@ -4,16 +4,14 @@ The projections (manifest, membership) and the Arrow export of the log (`log --f
 parquet`) both promise byte-identical files for the same log prefix, so both write through
 here. The same pyarrow install gives the same bytes: the footer's `created_by` is
 "parquet-cpp-arrow version <pyarrow version>", and the only key-value metadata is
-ARROW:schema (the caller's explicit schema); neither holds a time or a host. Imported only
-by code that already needs pyarrow (importing `ledger` loads no Arrow).
+ARROW:schema (the caller's explicit schema); neither holds a time or a host. pyarrow is
+imported when a file is written, not with this module: a build with nothing to do never
+loads it.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "version": "2.6",
@@ -32,13 +30,16 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    """`table` as one Parquet file, in memory (the caller writes it atomically).
+def parquet_bytes(table: Any) -> bytes:
+    """`table` (a pyarrow.Table) as one Parquet file, in memory (the caller writes it atomically).
 
     The table's chunking does not reach the file: row groups are cut every `row_group_size`
     rows whatever chunks the columns arrive in, so a table assembled from two halves of the
     log gives the bytes of the same table built in one pass.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **PARQUET_OPTIONS)
     data: bytes = sink.getvalue().to_pybytes()
