@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from itertools import count
 
+import pytest
 from conformance.log_store import LogStoreConformance, MultiProcessConformance
 
 from ledger import LogStore
-from ledger.log.object_store import ObjectLogStore
+from ledger.log.object_store import INDEX_DIR_VARIABLE, ObjectLogStore
 
 _n = count()
 
@@ -36,3 +37,20 @@ class TestObjectLogStoreOnLocalObjects(LogStoreConformance):
     def open_again(self, store: LogStore) -> ObjectLogStore:
         assert isinstance(store, ObjectLogStore)
         return ObjectLogStore(store.objects.store, store.location)
+
+
+class TestObjectLogStoreOnS3WithIndex(LogStoreConformance, MultiProcessConformance):
+    """The same contract when writers keep the index in a local directory
+    ($COHORT_LEDGER_INDEX_DIR): this machine's processes share it, the children included."""
+
+    def create_store(self) -> ObjectLogStore:
+        url: str = self.request.getfixturevalue("s3_url")
+        monkeypatch: pytest.MonkeyPatch = self.request.getfixturevalue("monkeypatch")
+        monkeypatch.setenv(INDEX_DIR_VARIABLE, str(self.tmp / "index"))
+        return ObjectLogStore.from_url(f"{url}-{next(_n)}")
+
+    def open_again(self, store: LogStore) -> ObjectLogStore:
+        return ObjectLogStore.from_url(store.location)  # another process of this machine: the same index
+
+    def location(self, store: LogStore) -> str:
+        return store.location

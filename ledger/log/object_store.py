@@ -19,17 +19,22 @@ AWS_ALLOW_HTTP, ...); no message this module produces contains them.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import secrets
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import CorruptLogError, InvalidInputError, NotALedgerError
 from .objects import (CHECKPOINT_DIR, CONFIG_KEY, LOG_DIR, Objects, batch_key, batch_start, checkpoint_key,
                       checkpoint_seq, connect, split_url)
+from .flock import ProcessLock
+from .fsio import environment_error as fsio_error
 from .scan import BatchScanner, LogScan, Position, Tail, closes_batch
 from .store import COPY_MARKER, CutTail, LogStore, count_events
 
@@ -37,6 +42,9 @@ from .store import COPY_MARKER, CutTail, LogStore, count_events
 PREFETCH = 16
 #: backoff after a lost race: up to BASE * 2**losses seconds (full jitter), at most CAP
 BACKOFF_BASE, BACKOFF_CAP = 0.002, 0.25
+#: a local directory where writers keep the index (ledger/app/facts.py) of ledgers held here;
+#: unset, a writer validates against the state folded from the newest checkpoint
+INDEX_DIR_VARIABLE = "COHORT_LEDGER_INDEX_DIR"
 #: the checkpoint mac key (ledger.log.checkpoint), beside ledger.json
 KEY_OBJECT = "checkpoint.key"
 #: names under a ledger's prefix that belong to the ledger (never a build's output)
@@ -48,22 +56,35 @@ class ObjectLogStore(LogStore):
 
     multi_process = True
 
-    def __init__(self, store: Any, location: str) -> None:
+    def __init__(self, store: Any, location: str, index_dir: str | os.PathLike[str] | None = None) -> None:
+        """`index_dir`: a local directory for the writers' index of this ledger (one
+        subdirectory per location), so a process that appends one event looks up a few rows
+        instead of folding the state; None keeps no index."""
         self.location = location
         self.objects = Objects(store, location)
         self._lost = 0  # races lost in a row by this store's writers (for the backoff)
+        self._cache: Path | None = None
+        self._lock: ProcessLock | None = None
+        if index_dir is not None:
+            self._cache = Path(index_dir) / hashlib.sha256(location.encode()).hexdigest()[:32]
+            self._lock = ProcessLock(self._cache / "writers.lock")
 
     @classmethod
-    def from_url(cls, url: str) -> "ObjectLogStore":
+    def from_url(cls, url: str, index_dir: str | os.PathLike[str] | None = None) -> "ObjectLogStore":
+        """The store for `url`; the index directory defaults to $COHORT_LEDGER_INDEX_DIR."""
         scheme, bucket, prefix = split_url(url)
         location = f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else "")
-        return cls(connect(location), location)
+        if index_dir is None:
+            index_dir = os.environ.get(INDEX_DIR_VARIABLE) or None
+        return cls(connect(location), location, index_dir)
 
     def __repr__(self) -> str:
         return f"ObjectLogStore({self.location!r})"
 
     def close(self) -> None:
-        """Nothing is held open between requests."""
+        """Nothing is held open between requests but the index's lock file."""
+        if self._lock is not None:
+            self._lock.close()
 
     # -- identity -------------------------------------------------------------------------
     def create(self, config: bytes) -> None:
@@ -136,7 +157,19 @@ class ObjectLogStore(LogStore):
         return sorted(seq for seq in map(batch_start, keys) if seq is not None)
 
     def writing(self) -> AbstractContextManager[None]:
-        return nullcontext()  # optimistic: put-if-absent decides (module docstring)
+        """Optimistic across machines: put-if-absent decides (module docstring). With an index,
+        the writers of this machine also take turns on its lock: the index moves only forward,
+        and only with what its holder read from the store."""
+        if self._lock is None or self._cache is None:
+            return nullcontext()
+        try:
+            self._cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fsio_error(exc, f"creating the index directory {self._cache}") from exc
+        return self._lock
+
+    def index_path(self) -> Path | None:
+        return self._cache / "facts.sqlite" if self._cache is not None else None
 
     def append(self, end: Position, lines: bytes, last: Position) -> Position | None:
         first = end.seq + 1

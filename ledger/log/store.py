@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Protocol, TypeVar, runtime_checkable
 
 from .scan import LogScan, Position, Tail
+from .spool import Spool
 
 
 T = TypeVar("T")
@@ -171,6 +172,12 @@ class LogStore(Protocol):
         """The batch boundary the log ends at, when the backend can tell without a scan and no
         tail follows it; None otherwise (then a build replays to find out). What lets a build
         with nothing new answer at once."""
+        return None
+
+    def spool(self) -> Spool | None:
+        """Where writers that find the writing section busy leave their batches for its
+        holder to commit with its own (group commit, ledger/log/spool.py), or None: then every
+        writer appends alone."""
         return None
 
     def index_path(self) -> Path | None:
