@@ -21,10 +21,11 @@ from ledger.log.checkpoint import latest_seq, write_checkpoint
 from ledger.log.codec import genesis_prev
 from ledger.log.file_store import FileLogStore
 from ledger.log.location import Where, is_url
+from ledger.log.parquet import parquet_bytes
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
 
-from .files import LOCK_TIMEOUT, check_out_dir, holding, parquet_bytes, projection_about, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, holding, projection_about, replace_files
 from .object_out import out_location, replace_objects
 
 DEFAULT_OUT = "projections"

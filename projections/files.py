@@ -56,25 +56,6 @@ VERSION = 1
 #: the only paths a build ever writes or removes (a tampered ownership file can name no other)
 _OURS = re.compile(PROJECTION_PATH_PATTERN)
 
-#: Parquet writer options, all pinned: the same pyarrow install gives the same bytes. The
-#: footer's `created_by` is "parquet-cpp-arrow version <pyarrow version>", and the only
-#: key-value metadata is ARROW:schema (our explicit schema); neither holds a time or a host.
-_PARQUET_OPTIONS: dict[str, Any] = {
-    "version": "2.6",
-    "data_page_version": "1.0",
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "write_page_index": False,
-    # row groups of 64k rows: a reader asking for one cohort or one gen (CohortScope) skips the
-    # groups whose min/max statistics exclude it (rows are sorted by cohort, stage, gen_id)
-    "row_group_size": 1 << 16,
-    "data_page_size": 1 << 20,
-    "store_schema": True,
-}
-
-
 def projection_about(key_names: Mapping[str, Sequence[str]], cohorts: Iterable[str]) -> dict[str, Any]:
     """What readers of the files need and the files cannot say (`_projection.json`'s ABOUT_KEYS).
 
@@ -83,18 +64,6 @@ def projection_about(key_names: Mapping[str, Sequence[str]], cohorts: Iterable[s
     including empty ones, which `membership.parquet` has no row for.
     """
     return {"key_names": {k: list(key_names[k]) for k in METADATA_KEYS}, "cohorts": sorted(cohorts)}
-
-
-def parquet_bytes(table: Any) -> bytes:
-    """`table` (a pyarrow.Table) as Parquet with the pinned options. pyarrow is imported here,
-    not at module level: a build with nothing to do never loads it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **_PARQUET_OPTIONS)
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
 
 
 @dataclass(frozen=True)

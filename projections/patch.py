@@ -46,11 +46,11 @@ from ledger.domain.events import upcast
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE, cohort_csv_path
 from ledger.domain.state import METADATA_KEYS, Generation
 from ledger.log.file_store import FileLogStore
+from ledger.log.parquet import parquet_bytes
 from ledger.log.scan import Position
 
 from .arrays import array
-from .files import (Changes, OutDir, intact, locked_out, owned, parquet_bytes, projection_about, replace_locked,
-                    sha256_hex)
+from .files import Changes, OutDir, intact, locked_out, owned, projection_about, replace_locked, sha256_hex
 from .manifest import manifest_rows, manifest_schema, renamed
 from .membership import MEMBERSHIP_SCHEMA, cohort_csvs, membership_rows
 from .order import leading_span, merged

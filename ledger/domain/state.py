@@ -100,13 +100,20 @@ class State:
     # -- undo journal ---------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Apply events tentatively: on any exception every change made inside is undone."""
+        """Apply events tentatively: on any exception every change made inside is undone.
+
+        Nested, it is a savepoint: an inner failure undoes only the inner changes, and what
+        an inner transaction kept is still undone if the outer one fails (a group commit
+        validates each writer's batch inside one outer transaction around the shared write)."""
         outer = (self.seq, self.hash, self.at)
-        self._journal = []
+        nested = self._journal is not None
+        journal: list[tuple[Any, Any, Any]] = self._journal if self._journal is not None else []
+        self._journal = journal
+        mark = len(journal)
         try:
             yield
         except BaseException:
-            for target, key, old in reversed(self._journal):
+            for target, key, old in reversed(journal[mark:]):
                 if isinstance(target, MutableMapping):  # a dict, or an index's lazy map
                     if old is _MISSING:
                         del target[key]
@@ -114,10 +121,12 @@ class State:
                         target[key] = old
                 else:
                     setattr(target, key, old)
+            del journal[mark:]
             self.seq, self.hash, self.at = outer
             raise
         finally:
-            self._journal = None
+            if not nested:
+                self._journal = None
 
     def _set(self, target: dict[Any, Any], key: Any, value: Any) -> None:
         if self._journal is not None:

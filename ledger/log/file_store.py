@@ -20,13 +20,17 @@ import tempfile
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import orjson
 
 from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
+from .spool import SPOOL_DIR, Spool
 from .store import COPY_MARKER, CutTail, LogStore
+
+T = TypeVar("T")
 
 CONFIG_FILE = "ledger.json"
 LOG_FILE = "events.jsonl"
@@ -37,7 +41,7 @@ INDEX_DIR = "index"
 #: the checkpoint mac key (32 random bytes): beside ledger.json, outside checkpoints/
 KEY_FILE = "checkpoint.key"
 #: names inside a ledger directory that belong to the ledger (never a build's output)
-RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, COPY_MARKER, INDEX_DIR)
+RESERVED = (LOG_FILE, CONFIG_FILE, LOCK_FILE, CHECKPOINT_DIR, KEY_FILE, COPY_MARKER, INDEX_DIR, SPOOL_DIR)
 _CKPT_PREFIX, _CKPT_SUFFIX = "state-", ".ckpt"
 #: the <n> of events.jsonl.torn-<n>: ASCII digits only (a stray `torn-²` is someone else's file)
 _TORN_NUMBER = re.compile(r"([0-9]{1,18})")
@@ -58,6 +62,7 @@ class FileLogStore(LogStore):
         self._depth = 0
         self._lock_fd: int | None = None
         self._lock_pid = 0
+        self._spool: Spool | None = None
 
     def __repr__(self) -> str:
         return f"FileLogStore({self.location!r})"
@@ -129,15 +134,50 @@ class FileLogStore(LogStore):
         """flock(events.lock), exclusive across processes; threads of this store queue on a mutex."""
         return _Writing(self)
 
-    def _enter_writing(self) -> None:
+    def try_writing(self) -> AbstractContextManager[None] | None:
+        """The writing section, entered, if no other process holds it now; else None at once."""
+        if not self._enter_writing(wait=False):
+            return None
+        return _Writing(self, entered=True)
+
+    def await_writer(self) -> None:
+        """Wait until the process holding the writing section (if any) has left it: a shared
+        flock, granted once the exclusive one is released, and dropped at once."""
+        with self._mutex:
+            if self._depth:
+                return  # we hold it ourselves
+            fd = self._lock_file()
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def sync(self) -> None:
+        """fdatasync events.jsonl: bytes a killed writer wrote become durable before anyone
+        reports them committed (a group commit's follower whose leader died before its sync)."""
+        try:
+            fd = os.open(self.log_path, os.O_WRONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise environment_error(exc, f"syncing {self.log_path}") from exc
+
+    def spool(self) -> Spool:
+        if self._spool is None:
+            self._spool = Spool(self.path / SPOOL_DIR, self)
+        return self._spool
+
+    def _enter_writing(self, wait: bool = True) -> bool:
         self._mutex.acquire()
         try:
-            if self._depth == 0:
-                self._flock()
+            if self._depth == 0 and not self._flock(wait):
+                self._mutex.release()
+                return False
         except BaseException:
             self._mutex.release()
             raise
         self._depth += 1
+        return True
 
     def _exit_writing(self) -> None:
         try:
@@ -148,7 +188,7 @@ class FileLogStore(LogStore):
         finally:
             self._mutex.release()
 
-    def _flock(self) -> None:
+    def _lock_file(self) -> int:
         if self._lock_fd is not None and self._lock_pid != os.getpid():
             self._lock_fd = None  # inherited over fork: the description is shared, so get our own
         if self._lock_fd is None:
@@ -157,7 +197,18 @@ class FileLogStore(LogStore):
             except OSError as exc:
                 raise environment_error(exc, f"opening {self.path / LOCK_FILE}") from exc
             self._lock_pid = os.getpid()
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        return self._lock_fd
+
+    def _flock(self, wait: bool) -> bool:
+        fd = self._lock_file()
+        if wait:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def append(self, end: Position, lines: bytes, last: Position) -> Position | None:
         """One write + fdatasync; on failure cut our own partial bytes so nothing half-written stays."""
@@ -262,6 +313,13 @@ class FileLogStore(LogStore):
         split = verify_split(self.log_path, start)
         return split if split is not None else LogStore.verify(self, start)
 
+    def scan_in_halves(self, start: Position, work: Callable[[LogScan], T],
+                       stop_after: int | None = None) -> tuple[T, T] | None:
+        """On two cores when the log is long (ledger.log.parallel `in_halves`)."""
+        from .parallel import in_halves  # loaded on use, as for verify
+
+        return in_halves(self.log_path, start, work, stop_after)
+
     # -- an unfinished copy -------------------------------------------------------------------
     def copy_marker(self) -> bytes | None:
         try:
@@ -356,13 +414,17 @@ class FileLogStore(LogStore):
 class _Writing(AbstractContextManager[None]):
     """`FileLogStore.writing()` as a plain class: entered on every append, so no generator."""
 
-    __slots__ = ("store",)
+    __slots__ = ("store", "entered")
 
-    def __init__(self, store: FileLogStore) -> None:
+    def __init__(self, store: FileLogStore, entered: bool = False) -> None:
         self.store = store
+        self.entered = entered  # `try_writing` took the lock already
 
     def __enter__(self) -> None:
-        self.store._enter_writing()
+        if self.entered:
+            self.entered = False
+        else:
+            self.store._enter_writing()
 
     def __exit__(self, *exc: object) -> None:
         self.store._exit_writing()
