@@ -21,8 +21,10 @@ def test_harness_runs_end_to_end(tmp_path: Path) -> None:
                    cwd=ROOT, check=True, capture_output=True, timeout=900)
     res = orjson.loads(results.read_bytes())
     assert res["append_batch"]["events"] == 2000 and res["verify"]["events_per_s"] > 0
+    assert res["read_all"]["events_per_s"] > 0 and res["read_arrow"]["events_per_s"] > 0
     assert all(c["chain_verified"] for c in res["concurrent"])
     assert res["baseline_a"]["generations"] > 0
     assert res["baseline_b"].get("events", 2000) == 2000  # skipped when the bench extra is not installed
     text = docs.read_text()
     assert "prose that must survive" in text and "| verify (whole chain) |" in text
+    assert "| read as Arrow (Ledger.to_arrow), every event |" in text

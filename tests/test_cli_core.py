@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from helpers.builders import created, event, jsonl, log_bytes, run_cli
@@ -214,6 +215,38 @@ def test_log_filters_and_json(cli: Run, led: Path) -> None:
     assert seqs("--cohort", "B", "--type", "generation.reused", "--from", "2") == [4]
     assert seqs("--cohort", "nobody") == []
     assert ok(cli("log", "--from", "9", ledger=led)) == ""
+
+
+def test_log_parquet_export(cli: Run, led: Path, tmp_path: Path) -> None:
+    ok(cli("append", ledger=led, stdin=jsonl(event("cohort.opened", cohort_id="A"), created("A", "draft", "d1"),
+                                                 created("B", "draft", "d2"))))
+    out = tmp_path / "log.parquet"
+    summary = orjson.loads(ok(cli("log", "--format", "parquet", "--out", str(out), "--json", ledger=led)))
+    assert summary == {"events": 3, "last_seq": 3, "out": str(out), "bytes": out.stat().st_size}
+    table = pq.read_table(out)
+    assert table.equals(Ledger.open(led).to_arrow())
+    listed = orjson.loads(ok(cli("log", "--json", "--cohort", "A", "--type", "generation.created", ledger=led)))
+    ok(cli("log", "--format", "parquet", "--out", str(out), "--cohort", "A", "--type", "generation.created",
+           "--from", "2", ledger=led))
+    assert pq.read_table(out)["hash"].to_pylist() == [e["hash"] for e in listed] and len(listed) == 1
+    assert "wrote 1 event(s), last seq 2" in ok(cli("log", "--format", "parquet", "--out", str(out), "--cohort", "A",
+                                                    "--from", "2", ledger=led))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--format", "parquet"], "--format parquet needs --out FILE"),
+    (["--out", "x.parquet"], "--out is only for --format parquet"),
+    (["--format", "parquet", "--out", "{led}/events.jsonl"], "one of the ledger's own files"),
+    (["--format", "parquet", "--out", "{led}/checkpoints/x.parquet"], "one of the ledger's own files"),
+    (["--format", "parquet", "--out", "{tmp}/nowhere/x.parquet"], "does not exist"),
+    (["--format", "parquet", "--out", "{tmp}"], "is a directory, not a file"),
+])
+def test_log_parquet_refuses_bad_targets(cli: Run, led: Path, tmp_path: Path, args: list[str], says: str) -> None:
+    ok(cli("append", ledger=led, stdin=jsonl(event("cohort.opened", cohort_id="A"))))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    err = one_line_error(cli("log", *[a.format(led=led, tmp=tmp_path) for a in args], ledger=led), 2)
+    assert says in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 # -- verify and repair ------------------------------------------------------------------------

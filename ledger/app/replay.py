@@ -39,7 +39,7 @@ def apply_recorded(state: State, ev: dict[str, Any]) -> None:
         # the scanner read seq, prev, hash and txn; id, at, type, v and data are read here, so
         # ten keys with `by` among them are exactly the envelope's ten
         if len(ev) != _ENVELOPE_SIZE or "by" not in ev:
-            raise CorruptLogError(seq, f"envelope keys {sorted(ev)} are not exactly {', '.join(ENVELOPE_KEYS)}")
+            raise _bad_envelope(ev)
         event_id, at = ev["id"], ev["at"]
         if at != state.at:
             if at < state.at:
@@ -59,6 +59,28 @@ def apply_recorded(state: State, ev: dict[str, Any]) -> None:
     if done_at != seq:
         raise CorruptLogError(seq, f"event repeats the effect of seq {done_at} (writers never log a no-op)")
     state.hash = ev["hash"]
+
+
+def committed_fields(ev: dict[str, Any]) -> dict[str, Any]:
+    """A committed envelope (as a store's scan yields it) as `Ledger.read` and `to_arrow` return
+    it: the ten keys in docs/FORMAT.md §3.1 order, `txn` a tuple, the payload upcast.
+
+    Anything but exactly the ten keys is corruption at the event's seq, as in the fold.
+    """
+    seq = ev["seq"]
+    if len(ev) != _ENVELOPE_SIZE:
+        raise _bad_envelope(ev)
+    try:
+        event_type, v = ev["type"], ev["v"]
+        return {"seq": seq, "id": ev["id"], "type": event_type, "v": v, "at": ev["at"], "by": ev["by"],
+                "txn": tuple(ev["txn"]), "data": upcast(event_type, v, ev["data"], seq), "prev": ev["prev"],
+                "hash": ev["hash"]}
+    except KeyError:
+        raise _bad_envelope(ev) from None
+
+
+def _bad_envelope(ev: dict[str, Any]) -> CorruptLogError:
+    return CorruptLogError(ev["seq"], f"envelope keys {sorted(ev)} are not exactly {', '.join(ENVELOPE_KEYS)}")
 
 
 def starting_point(store: LogStore, config: LedgerConfig, max_seq: int | None = None,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import click
 import orjson
 
 from ..domain.config import parse_parents
-from ..errors import CheckFailed, EventRejected
+from ..errors import CheckFailed, EventRejected, InvalidInputError
 from ..domain.events import RecordedEvent
 from ..app.pins import check_pins, parse_pin
 from ..app.replay import check_checkpoints
@@ -99,9 +101,30 @@ def _filtered(ledger: Ledger, from_seq: int, types: tuple[str, ...], cohort: str
 @click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq to show.")
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
 @click.option("--cohort", default=None, help="Only events whose payload names this cohort.")
+@click.option("--format", "fmt", type=click.Choice(["text", "parquet"]), default="text", show_default=True,
+              help="text: print the events (a JSON array with --json); parquet: write them to --out, one row "
+                   "per event (columns: docs/operators.md).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
+              help="With --format parquet: the file to write (replaced atomically; nothing else is written).")
 @json_option
-def log(from_seq: int, types: tuple[str, ...], cohort: str | None, as_json: bool) -> None:
-    """Print committed events."""
+def log(from_seq: int, types: tuple[str, ...], cohort: str | None, fmt: str, out_file: Path | None,
+        as_json: bool) -> None:
+    """Print committed events, or export them as Parquet for pandas, polars or DuckDB.
+
+    Example: cohort-ledger log --cohort A --type generation.created --format parquet --out a.parquet
+    """
+    if (fmt == "parquet") != (out_file is not None):
+        raise InvalidInputError("--format parquet needs --out FILE" if out_file is None
+                                else "--out is only for --format parquet")
+    if out_file is not None:
+        from ..app.arrow_log import write_parquet  # pyarrow: loaded only for this format
+
+        done = write_parquet(open_ledger(), out_file, from_seq, types=types, cohort=cohort)
+        if as_json:
+            emit_json(dataclasses.asdict(done))
+        else:
+            click.echo(terminal_safe(f"wrote {done.events} event(s), last seq {done.last_seq}, to {done.out}"))
+        return
     events = _filtered(open_ledger(), from_seq, types, cohort)
     if as_json:
         emit_json_list(ev.model_dump() for ev in events)

@@ -158,6 +158,28 @@ class RecordedEvent(BaseModel):
     prev: str
     hash: str
 
+    @classmethod
+    def from_log(cls, fields: dict[str, Any]) -> RecordedEvent:
+        """The model of a committed envelope (`fields`: exactly the ten keys, in field order,
+        `txn` a tuple, payload upcast), without validating it again.
+
+        The chain proves these bytes are the ones validated at append, so reading re-checks
+        nothing; this sets what `model_construct` sets, minus its per-field loop over defaults
+        (none here), which cost 4 us of a read's 10 us per event (docs/benchmarks.md).
+        tests/test_arrow_log.py pins that the result equals `model_construct`'s.
+        """
+        event = _new_object(cls)
+        _set_attribute(event, "__dict__", fields)
+        _set_attribute(event, "__pydantic_fields_set__", set(_RECORDED_FIELDS))
+        _set_attribute(event, "__pydantic_extra__", None)
+        _set_attribute(event, "__pydantic_private__", None)
+        return event
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+_RECORDED_FIELDS = frozenset(RecordedEvent.model_fields)
+
 
 #: TypedDict's functional form with names and fields computed at run time, which a type
 #: checker cannot follow (it wants literals): the classes built here are only given to pydantic

@@ -30,11 +30,13 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, TypeVar, runtime_checkable
 
 from .scan import LogScan, Position, Tail
 from .spool import Spool
 
+
+T = TypeVar("T")
 
 #: the name of an unfinished copy's marker, in every backend that keeps names
 COPY_MARKER = "copying.json"
@@ -189,6 +191,14 @@ class LogStore(Protocol):
         scan = self.scan(start)
         events = count_events(scan)
         return scan.end, events, scan.tail
+
+    def scan_in_halves(self, start: Position, work: Callable[[LogScan], T],
+                       stop_after: int | None = None) -> tuple[T, T] | None:
+        """`work` over the scan from `start` (up to `stop_after`) split at a middle batch
+        boundary, the halves on two cores: (first half's result, second half's), or None when
+        the backend cannot (the default) or it does not pay; the caller then runs `work` on
+        `scan(start, stop_after)`. A half's `work` must raise on corruption, not report it."""
+        return None
 
 
 def count_events(scan: LogScan) -> int:

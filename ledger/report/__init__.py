@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..app.out_file import check_out_file
 from ..app.replay import parse_as_of
 from ..app.service import Ledger
 from ..cohorts.composition import Composition, compose
 from ..cohorts.timeline import scan
 from ..errors import InvalidInputError
-from ..log.file_store import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, LOG_FILE, FileLogStore
 from ..log.fsio import atomic_write_many
 from ..log.perf import paused_gc
 from . import content, html, markdown
@@ -58,7 +58,7 @@ def write_report(ledger: Ledger, cohort_ids: Iterable[str] = (), html_path: str 
         raise InvalidInputError("report needs --html FILE and/or --md FILE")
     targets = [Path(p) for p in (html_path, md_path) if p is not None]
     for target in targets:
-        _check_target(ledger, target)
+        check_out_file(ledger, target)
     if len(targets) == 2 and targets[0].resolve() == targets[1].resolve():
         raise InvalidInputError(f"--html and --md name the same file {targets[0]}")
     comp = composition(ledger, cohort_ids, as_of)
@@ -67,17 +67,3 @@ def write_report(ledger: Ledger, cohort_ids: Iterable[str] = (), html_path: str 
     return ReportFiles(comp.seq, comp.hash, [c.cohort_id for c in comp.cohorts],
                        None if html_path is None else str(html_path), None if md_path is None else str(md_path))
 
-
-def _check_target(ledger: Ledger, target: Path) -> None:
-    """Refuse a report file that would replace one of the ledger's own, or has nowhere to go."""
-    path = target.resolve()
-    if isinstance(ledger.store, FileLogStore):  # an object store's ledger has no local files to clobber
-        own = ledger.store.path.resolve()
-        if path.parent == own and (path.name in (CONFIG_FILE, LOCK_FILE) or path.name.startswith(LOG_FILE)):
-            raise InvalidInputError(f"{target} is one of the ledger's own files; write the report elsewhere")
-        if path.is_relative_to(own / CHECKPOINT_DIR):
-            raise InvalidInputError(f"{target} is inside the ledger's {CHECKPOINT_DIR}; write the report elsewhere")
-    if path.is_dir():
-        raise InvalidInputError(f"{target} is a directory, not a file")
-    if not path.parent.is_dir():
-        raise InvalidInputError(f"{target}: directory {target.parent} does not exist")

@@ -1,0 +1,186 @@
+"""The log as an Arrow table: `Ledger.to_arrow` and `cohort-ledger log --format parquet`.
+
+One row per committed event, for analysis in pandas, polars or DuckDB without going through
+the projections. The rows are what `Ledger.read` yields, field for field, and they come from
+the same verified scan (ledger/log/scan.py): a corrupt line raises `CorruptLogError` naming
+its seq, and the tail is never returned. On a long local log the scan runs on two cores
+(`LogStore.scan_in_halves`); the table is the one-pass scan's either way.
+
+Columns (docs/FORMAT.md §3.1 for the envelope):
+
+- `seq` int64, `id` string, `type` string, `v` int64 (as stored; `data` is upcast, as `read`
+  returns it), `at` timestamp[us, UTC], `txn` fixed_size_list<int64>[2] (first seq, size),
+  `prev` and `hash` string (64 hex);
+- `by` and `data`: JSON text, canonical (orjson, sorted keys, no whitespace: the encoding the
+  chain hashes), so they are lossless whatever keys a payload version adds; query them with
+  DuckDB's `data->>'$.template_id'` or polars' `str.json_path_match`;
+- `cohort_id`, `stage`, `gen_id`: the payload fields most queries group or filter on, copied
+  out of `data` (null where the payload has no such key).
+
+pyarrow is imported here, and this module only by `Ledger.to_arrow`: `import ledger` stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import CorruptLogError
+from ..log.codec import canonical
+from ..log.fsio import atomic_write
+from ..log.parquet import parquet_bytes
+from ..log.perf import paused_gc
+from ..log.scan import LogScan
+from .out_file import check_out_file
+from .replay import committed_fields
+
+if TYPE_CHECKING:
+    from .service import Ledger
+
+#: payload keys copied into columns of their own (each a string wherever it is present)
+FLATTENED = ("cohort_id", "stage", "gen_id")
+
+SCHEMA = pa.schema([
+    ("seq", pa.int64()), ("id", pa.string()), ("type", pa.string()), ("v", pa.int64()),
+    ("at", pa.timestamp("us", tz="UTC")), ("by", pa.string()), ("txn", pa.list_(pa.int64(), 2)),
+    ("data", pa.string()), ("prev", pa.string()), ("hash", pa.string()),
+    *((name, pa.string()) for name in FLATTENED),
+])
+
+
+def log_table(ledger: Ledger, from_seq: int = 1, to_seq: int | None = None) -> pa.Table:
+    """`Ledger.to_arrow`: the committed events from_seq..to_seq (inclusive) as one table."""
+    start = ledger.read_start(from_seq)
+    with paused_gc():  # a million rows of Python values, no cycles among them
+        halves = ledger.store.scan_in_halves(start, scan_table, stop_after=to_seq)
+        if halves is None:
+            table = scan_table(ledger.store.scan(start, stop_after=to_seq))
+        else:
+            table = pa.concat_tables(halves)
+    # the scan starts at a batch boundary at or before from_seq and ends with the batch
+    # holding to_seq; its rows are consecutive seqs, so the range is a slice
+    first = max(from_seq, start.seq + 1)
+    return table.slice(first - start.seq - 1, None if to_seq is None else max(0, to_seq - first + 1))
+
+
+def scan_table(scan: LogScan) -> pa.Table:
+    """Every event a scan commits, as rows of `SCHEMA` (what one core does with one half)."""
+    return rows_table(ev for ev, _ in scan.events())
+
+
+def rows_table(envelopes: Iterable[dict[str, Any]]) -> pa.Table:
+    """Committed envelopes (as a scan yields them, in seq order) as rows of `SCHEMA`.
+
+    One pass appending to a list per column, then one conversion per column: Arrow builds
+    each column in C from a list several times faster than from rows of dicts.
+    """
+    seq: list[int] = []
+    ids: list[Any] = []
+    types: list[Any] = []
+    vs: list[int] = []
+    ats: list[Any] = []
+    bys: list[bytes] = []
+    txns: list[int] = []
+    datas: list[bytes] = []
+    prevs: list[str] = []
+    hashes: list[str] = []
+    flat: tuple[list[Any], ...] = tuple([] for _ in FLATTENED)
+    cohorts, stages, gens = flat
+    for ev in envelopes:
+        fields = committed_fields(ev)
+        data = fields["data"]
+        seq.append(fields["seq"])
+        ids.append(fields["id"])
+        types.append(fields["type"])
+        vs.append(fields["v"])
+        ats.append(fields["at"])
+        bys.append(canonical(fields["by"]))
+        txns.extend(fields["txn"])
+        datas.append(canonical(data))
+        prevs.append(fields["prev"])
+        hashes.append(fields["hash"])
+        if type(data) is dict:
+            cohorts.append(data.get("cohort_id"))
+            stages.append(data.get("stage"))
+            gens.append(data.get("gen_id"))
+        else:
+            cohorts.append(None)
+            stages.append(None)
+            gens.append(None)
+    # the scan checked seq, txn, prev and hash, and `upcast` checked v: their types are known
+    columns = [pa.array(seq, pa.int64()), _column(ids, "id", pa.string(), seq),
+               _column(types, "type", pa.string(), seq), pa.array(vs, pa.int64()),
+               _times(ats, seq), pa.array(bys, pa.string()),
+               pa.FixedSizeListArray.from_arrays(pa.array(txns, pa.int64()), 2),
+               pa.array(datas, pa.string()), pa.array(prevs, pa.string()), pa.array(hashes, pa.string()),
+               *(_column(values, name, pa.string(), seq) for name, values in zip(FLATTENED, flat))]
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _column(values: list[Any], name: str, arrow_type: pa.DataType, seqs: list[int]) -> pa.Array:
+    """One column; a value Arrow cannot hold as `arrow_type` (a foreign writer's line can carry
+    any JSON) is corruption at its event's seq, not an Arrow error."""
+    try:
+        return pa.array(values, arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        for i, value in enumerate(values):
+            try:
+                pa.array([value], arrow_type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                raise CorruptLogError(seqs[i], f"{name} {value!r} is not a {arrow_type}") from None
+        raise
+
+
+def _times(ats: list[Any], seqs: list[int]) -> pa.Array:
+    """`at` as UTC timestamps. Arrow parses the RFC 3339 text in C; an `at` it cannot parse is
+    corruption at its seq (the fold refuses it too, as not an RFC 3339 time)."""
+    text = _column(ats, "at", pa.string(), seqs)
+    try:
+        return text.cast(pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        for i, value in enumerate(ats):
+            try:
+                pa.array([value]).cast(pa.timestamp("us", tz="UTC"))
+            except pa.ArrowInvalid:
+                raise CorruptLogError(seqs[i], f"at {value!r} is not an RFC 3339 time") from None
+        raise
+
+
+
+@dataclass(frozen=True)
+class ParquetExport:
+    """What `write_parquet` wrote: the rows, the last seq among them (0 when none), the file."""
+
+    events: int
+    last_seq: int
+    out: str
+    bytes: int
+
+
+def filtered(table: pa.Table, types: Sequence[str] = (), cohort: str | None = None) -> pa.Table:
+    """The rows of some event types and/or naming one cohort in their payload (`log --type`,
+    `--cohort`: the `cohort_id` column is the payload's `cohort_id`, null where it has none)."""
+    if types:
+        table = table.filter(pc.is_in(table["type"], pa.array(list(types), pa.string())))
+    if cohort is not None:
+        table = table.filter(pc.equal(table["cohort_id"], pa.scalar(cohort, pa.string())))
+    return table
+
+
+def write_parquet(ledger: Ledger, out: Path, from_seq: int = 1, to_seq: int | None = None,
+                  types: Sequence[str] = (), cohort: str | None = None) -> ParquetExport:
+    """The (filtered) log as one Parquet file at `out`, replaced atomically; nothing else is written.
+
+    The bytes depend only on the log prefix and the pyarrow version (ledger.log.parquet): the
+    same prefix exports to the same file.
+    """
+    check_out_file(ledger, out)
+    table = filtered(ledger.to_arrow(from_seq, to_seq), types, cohort)
+    data = parquet_bytes(table)
+    atomic_write(out, data)
+    last = table["seq"][-1].as_py() if table.num_rows else 0
+    return ParquetExport(table.num_rows, last, str(out), len(data))
