@@ -24,14 +24,18 @@ from ledger.log.location import Where, is_url
 from ledger.log.parquet import parquet_bytes
 from ledger.log.perf import paused_gc
 from ledger.domain.projection_files import MANIFEST_FILE, MEMBERSHIP_FILE
-from ledger.domain.state import METADATA_KEYS
 
-from .files import LOCK_TIMEOUT, check_out_dir, holding, replace_files
+from .files import LOCK_TIMEOUT, check_out_dir, holding, projection_about, replace_files
 from .object_out import out_location, replace_objects
 
 DEFAULT_OUT = "projections"
-#: a build writes a checkpoint when it is this many events past the newest one
+#: a build that folds writes a checkpoint when it is this many events past the newest one
 CHECKPOINT_EVERY = 5000
+#: a build patches the previous projection (projections/patch.py), which saves no checkpoint,
+#: only while the newest checkpoint is at most this many events behind the log's end; further
+#: behind, it folds from that checkpoint and saves one, so the checkpoints that opening a
+#: ledger and as-of builds resume from never fall further behind than this
+PATCH_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class BuildReport:
     warnings: list[str]
     #: the out dir already held the projection of the log's end: nothing was folded or written
     up_to_date: bool = False
+    #: seq of the previous projection this build patched (projections/patch.py); None: rendered from a fold
+    patched_from: int | None = None
 
     @property
     def checkpoint_used(self) -> bool:
@@ -60,13 +66,8 @@ class BuildReport:
 
 
 def about(state: State) -> dict[str, Any]:
-    """What readers of the files need and the files cannot say (`_projection.json`'s ABOUT_KEYS).
-
-    `key_names`: each logical manifest key's column name(s) (the rename state), so a reader
-    finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
-    including empty ones, which `membership.parquet` has no row for.
-    """
-    return {"key_names": {k: list(state.key_names[k]) for k in METADATA_KEYS}, "cohorts": sorted(state.cohorts)}
+    """`_projection.json`'s facts of `state` (`files.projection_about`)."""
+    return projection_about(state.key_names, state.cohorts)
 
 
 def render(state: State) -> dict[str, bytes]:
@@ -74,12 +75,12 @@ def render(state: State) -> dict[str, bytes]:
     # pyarrow comes in with these, only when there is something to render: a build with
     # nothing new answers from `_projection.json` without it (docs/benchmarks.md, no-op build)
     from .manifest import manifest_table
-    from .membership import cohort_csvs, membership_table
+    from .membership import active_counts, cohort_csvs, membership_table
 
     membership = membership_table(state)
     files = {MANIFEST_FILE: parquet_bytes(manifest_table(state)),
              MEMBERSHIP_FILE: parquet_bytes(membership)}
-    files.update(cohort_csvs(state, membership))
+    files.update(cohort_csvs(active_counts(state), membership))
     return files
 
 
@@ -101,10 +102,14 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
     `<ledger>/projections`, in the ledger's directory or under its prefix).
     `ledger_path` is anything `Ledger.open` takes: a directory, a backend's URL, a LogStore.
 
+    Into an out dir that holds an earlier build of this log, the build patches that projection
+    with the events appended since (projections/patch.py) instead of folding the log, while
+    the newest checkpoint is at most PATCH_LIMIT events behind the log's end.
+
     `full` replays from seq 1 instead of the newest valid checkpoint, and refuses (CheckFailed,
-    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build of the
-    whole log that is `checkpoint_every` events past the newest checkpoint, a new one is
-    saved. `progress(done, total)` is called after each folded batch, in the store's unit
+    nothing written) when a checkpoint it passes disagrees with the replayed state. After a build
+    that folded the whole log and is `checkpoint_every` events past the newest checkpoint, a new
+    one is saved. `progress(done, total)` is called after each folded batch, in the store's unit
     (bytes of events.jsonl for a directory). Builds into one out dir take turns; one waits
     at most `lock_timeout` seconds for another to finish.
     """
@@ -122,6 +127,16 @@ def build(ledger_path: Where, out_dir: str | os.PathLike[str] | None = None,
         held = holding(out, end.seq, end.hash, lock_timeout) if end is not None else None
         if end is not None and held is not None:
             return BuildReport(end.seq, end.hash, str(out), [], held, [], None, 0, None, [], up_to_date=True)
+        patched = None
+        if end is not None and end.seq - latest_seq(ledger.store) <= PATCH_LIMIT:
+            from .patch import patch  # pyarrow, only once the no-op check found work to do
+
+            with paused_gc():
+                patched = patch(ledger, out, lock_timeout)
+        if patched is not None:
+            pos, changes = patched.position, patched.changes
+            return BuildReport(pos.seq, pos.hash, str(out), changes.written, changes.unchanged, changes.removed,
+                               None, patched.events, None, [], patched_from=patched.base_seq)
     with paused_gc():  # the whole build: one state of millions of objects, built once, no cycles
         if full:  # from seq 1, so every checkpoint passed is compared with what it should hold
             folded = check_checkpoints(ledger.store, ledger.config, target, progress)

@@ -34,12 +34,13 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import orjson
 
 from ledger import InvalidInputError, LedgerError
 from ledger.domain.projection_files import COHORTS_DIR, PROJECTION_INFO_FILE, PROJECTION_PATH_PATTERN
+from ledger.domain.state import METADATA_KEYS
 from ledger.log.file_store import RESERVED
 from ledger.log.fsio import commit, discard, environment_error, stage, temp_target
 
@@ -54,6 +55,16 @@ FORMAT = "cohort-ledger-projection"
 VERSION = 1
 #: the only paths a build ever writes or removes (a tampered ownership file can name no other)
 _OURS = re.compile(PROJECTION_PATH_PATTERN)
+
+def projection_about(key_names: Mapping[str, Sequence[str]], cohorts: Iterable[str]) -> dict[str, Any]:
+    """What readers of the files need and the files cannot say (`_projection.json`'s ABOUT_KEYS).
+
+    `key_names`: each logical manifest key's column name(s) (the rename state), so a reader
+    finds the origin column whatever it is called; `cohorts`: every cohort the ledger knows,
+    including empty ones, which `membership.parquet` has no row for.
+    """
+    return {"key_names": {k: list(key_names[k]) for k in METADATA_KEYS}, "cohorts": sorted(cohorts)}
+
 
 @dataclass(frozen=True)
 class Changes:
@@ -445,12 +456,25 @@ def replace_files(out_path: Path, files: dict[str, bytes], seq: int, chain_hash:
     `about` (keys ABOUT_KEYS) is what the files cannot say themselves; `_projection.json` records it.
     """
     check_names(files)
+    with locked_out(out_path, lock_timeout) as out:
+        return replace_locked(out, files, seq, chain_hash, about)
+
+
+@contextmanager
+def locked_out(out_path: Path, lock_timeout: float = LOCK_TIMEOUT) -> Iterator[OutDir]:
+    """The out dir, opened and holding its build lock (waiting at most `lock_timeout` s)."""
     out = OutDir(out_path)
     try:
         with out.locked(lock_timeout):
-            return _replace_locked(out, files, seq, chain_hash, about)
+            yield out
     finally:
         out.close()
+
+
+def intact(out: OutDir, record: dict[str, Any]) -> bool:
+    """Every file `record` (from `owned`) lists still holds the bytes it recorded."""
+    recorded: dict[str, str] = record["files"]
+    return out.digests(recorded) == recorded
 
 
 def holding(out_path: Path, seq: int, chain_hash: str, lock_timeout: float = LOCK_TIMEOUT) -> list[str] | None:
@@ -461,30 +485,27 @@ def holding(out_path: Path, seq: int, chain_hash: str, lock_timeout: float = LOC
     """
     if not out_path.is_dir():
         return None
-    out = OutDir(out_path)
-    try:
-        with out.locked(lock_timeout):
-            record = owned(out)
-            if record is None or record["seq"] != seq or record["hash"] != chain_hash:
-                return None
-            if out.digests(record["files"]) != record["files"]:
-                return None
-            return sorted(record["files"])
-    finally:
-        out.close()
+    with locked_out(out_path, lock_timeout) as out:
+        record = owned(out)
+        if record is None or record["seq"] != seq or record["hash"] != chain_hash or not intact(out, record):
+            return None
+        return sorted(record["files"])
 
 
-def _replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: str,
-                    about: dict[str, Any]) -> Changes:
+def replace_locked(out: OutDir, files: dict[str, bytes], seq: int, chain_hash: str,
+                   about: dict[str, Any], kept: dict[str, str] | None = None) -> Changes:
+    """`replace_files` in an out dir whose lock the caller holds (`locked_out`). `kept`: files
+    of the last build that stay as they are (relative path -> the sha256 it recorded), which
+    are neither read nor written (an incremental build passes only the files it rendered)."""
     old_record = out.read(OWNERSHIP_FILE)
     previous = owned(out)
     before: dict[str, str] = previous["files"] if previous else {}
-    digests = {rel: sha256_hex(data) for rel, data in files.items()}
+    digests = {**(kept or {}), **{rel: sha256_hex(data) for rel, data in files.items()}}
     for rel in sorted({OWNERSHIP_FILE, *before, *digests}):
         out.check(rel)
     _clean_leftovers(out, sorted({"", *(_split(rel)[0] for rel in {*before, *digests})}))
     written = [rel for rel in sorted(files) if not out.holds(rel, files[rel])]
-    unchanged = [rel for rel in sorted(files) if rel not in written]
+    unchanged = sorted({*files, *(kept or {})} - set(written))
     union_recorded = not digests.keys() <= before.keys()
     if union_recorded:  # name every file (and so its folder) before making it: a kill leaves nothing unowned
         _put(out, OWNERSHIP_FILE, ownership_record(previous["seq"] if previous else None,

@@ -63,19 +63,19 @@ def test_a_checkpoint_that_does_not_match_the_log_is_ignored(tmp_path: Path) -> 
 
 def test_a_newer_invalid_checkpoint_falls_back_to_an_older_valid_one(ledger: Ledger, tmp_path: Path) -> None:
     _grow(ledger, 2, "a")
-    build(ledger.path, checkpoint_every=1)
+    build(ledger.path, tmp_path / "a", checkpoint_every=1)
     _grow(ledger, 2, "b")
-    build(ledger.path, checkpoint_every=1)
+    build(ledger.path, tmp_path / "b", checkpoint_every=1)  # a new out dir: folded (a patch saves none)
     newest, older = list_checkpoints(ledger.path)
     newest.write_bytes(b"garbage\n")
     report = build(ledger.path, tmp_path / "fresh", checkpoint_every=10**9)
     assert (report.checkpoint_seq, report.events_folded) == (2, 2)
 
 
-def test_old_checkpoints_are_pruned_and_as_of_uses_an_earlier_one(ledger: Ledger) -> None:
+def test_old_checkpoints_are_pruned_and_as_of_uses_an_earlier_one(ledger: Ledger, tmp_path: Path) -> None:
     for i in range(KEEP + 2):
         _grow(ledger, 1, f"g{i}")
-        build(ledger.path, checkpoint_every=1)
+        build(ledger.path, tmp_path / f"out{i}", checkpoint_every=1)  # new out dirs: folded, not patched
     seqs = [int(p.name[6:-5]) for p in list_checkpoints(ledger.path)]
     assert seqs == [5, 4, 3]
     report = build(ledger.path, ledger.path / "asof", as_of=4)

@@ -106,9 +106,9 @@ def test_verify_checkpoints_and_full_build_name_a_forged_checkpoint(sealed: Ledg
     assert dir_snapshot(sealed.path) == before  # nothing removed, nothing written
 
 
-def test_verify_checkpoints_passes_on_honest_checkpoints(sealed: Ledger) -> None:
+def test_verify_checkpoints_passes_on_honest_checkpoints(sealed: Ledger, tmp_path: Path) -> None:
     sealed.append([created("A", "draft", "a3")])
-    build(sealed.path, checkpoint_every=1)
+    build(sealed.path, tmp_path / "fresh", checkpoint_every=1)  # a new out dir: folded (a patch saves none)
     assert len(list_checkpoints(sealed.path)) == 2
     r = run_cli("verify", "--checkpoints", ledger=sealed.path)
     assert r.returncode == 0, r.stderr

@@ -18,10 +18,10 @@ LAYERS = ["errors", "domain", "log", "app", "cohorts", "legacy", "report", "dags
 #: top-level modules that only re-export a documented import path
 RE_EXPORTS = {"__init__", "__main__", "scope", "hooks", "ids"}
 #: what projections/ may import from ledger besides the facade (docs/architecture.md, "The build path")
-DOCUMENTED_FOR_PROJECTIONS = ("ledger.domain.", "ledger.app.replay", "ledger.log.checkpoint", "ledger.log.codec",
-                              "ledger.log.parquet",
-                              "ledger.log.file_store", "ledger.log.location", "ledger.log.perf", "ledger.log.fsio",
-                              "ledger.log.object_store", "ledger.log.objects")
+DOCUMENTED_FOR_PROJECTIONS = ("ledger.domain.", "ledger.app.replay", "ledger.app.facts", "ledger.log.checkpoint",
+                              "ledger.log.codec", "ledger.log.parquet", "ledger.log.file_store", "ledger.log.location",
+                              "ledger.log.perf", "ledger.log.fsio", "ledger.log.object_store", "ledger.log.objects",
+                              "ledger.log.scan")
 
 
 def _imports(path: Path) -> set[str]:

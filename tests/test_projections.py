@@ -51,9 +51,13 @@ def test_batching_and_checkpoints_do_not_change_bytes(data: st.DataObject) -> No
         tail = build(root / "c", root / "out-c", checkpoint_every=1)
         # nothing appended since the first build (and it wrote something): the out dir is current as it is
         assert tail.up_to_date == (split == len(sizes_a) and first.seq > 0)
-        if not tail.up_to_date:
-            assert tail.checkpoint_seq == first.checkpoint_written
-            assert tail.events_folded == len(events) - (first.checkpoint_written or 0)
+        if not tail.up_to_date:  # the projection at the split, patched with the tail
+            assert (tail.patched_from, tail.checkpoint_seq) == (first.seq, None)
+            # into an out dir with no projection: folded from the checkpoint, to the same bytes
+            resumed = build(root / "c", root / "out-c-resumed", checkpoint_every=1)
+            assert resumed.checkpoint_seq == first.checkpoint_written
+            assert resumed.events_folded == len(events) - (first.checkpoint_written or 0)
+            assert snapshot(root / "out-c-resumed") == snapshot(root / "out-c")
         build(root / "c", root / "out-c-full", full=True)
         assert snapshot(root / "out-c") == snapshot(root / "out-c-full")
         assert snapshot(root / "out-c", with_record=False) == snapshot(root / "out-a", with_record=False)

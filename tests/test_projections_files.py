@@ -229,7 +229,8 @@ def test_default_out_is_inside_the_ledger(ledger: Ledger) -> None:
     assert report["seq"] == 6 and report["hash"] == ledger.head.hash
     assert report["out_dir"] == str(ledger.path / "projections")
     assert set(report) == {"seq", "hash", "out_dir", "written", "unchanged", "removed", "checkpoint_seq",
-                           "events_folded", "checkpoint_written", "checkpoint_used", "warnings", "up_to_date"}
+                           "events_folded", "checkpoint_written", "checkpoint_used", "warnings", "up_to_date",
+                           "patched_from"}
     assert (ledger.path / "projections" / "manifest.parquet").exists()
 
 
@@ -281,8 +282,12 @@ def test_incremental_build_folds_only_new_events(ledger: Ledger, tmp_path: Path)
     _sample(ledger)
     assert build(ledger.path, checkpoint_every=1).checkpoint_written == 6
     ledger.append([created("C", "draft", "d7"), created("C", "draft", "d8")])
-    report = build(ledger.path, checkpoint_every=100)
-    assert (report.checkpoint_seq, report.events_folded, report.checkpoint_written) == (6, 2, None)
+    report = build(ledger.path, checkpoint_every=100)  # the projection at 6, patched (projections/patch.py)
+    assert (report.patched_from, report.checkpoint_seq, report.events_folded, report.checkpoint_written) == \
+        (6, None, 2, None)
+    resumed = build(ledger.path, tmp_path / "fresh", checkpoint_every=100)  # no projection there: folded
+    assert (resumed.checkpoint_seq, resumed.events_folded, resumed.checkpoint_written) == (6, 2, None)
+    assert snapshot(tmp_path / "fresh") == snapshot(ledger.path / "projections")
     full = build(ledger.path, tmp_path / "full", full=True, checkpoint_every=100)
     assert (full.checkpoint_seq, full.events_folded) == (None, 8)
     assert snapshot(ledger.path / "projections") == snapshot(tmp_path / "full")

@@ -293,9 +293,12 @@ def _position(text: str) -> Position | None:
 class FactIndex:
     """One index database for one ledger; see the module docstring for the protocol."""
 
-    def __init__(self, path: Path, config: LedgerConfig) -> None:
+    def __init__(self, path: Path, config: LedgerConfig, read_only: bool = False) -> None:
         self.path = path
         self.config = config
+        #: open the database read-only: a reader that must leave the ledger's files as they are
+        #: (a read-only connection never checkpoints the WAL into the database, even the last one)
+        self.read_only = read_only
         self._db: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
 
@@ -309,6 +312,11 @@ class FactIndex:
             return None
         if self._db is None or self._inode != (st.st_dev, st.st_ino):
             self.close()
+            if self.read_only:
+                db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+                self._db, self._inode = db, (st.st_dev, st.st_ino)
+                return db
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: atomic, and a lost commit only leaves it behind

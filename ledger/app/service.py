@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -301,13 +302,30 @@ class Ledger:
             self._rebuild_index(facts)
             state = facts.open_state(self.store.is_boundary)
             assert state is not None
-        scan = self.store.scan(state.position)
-        for ev, end in scan.events():
-            apply_recorded(state, ev)
-            if end is not None:
-                state.passed(end)
+        tail = _catch_up(self.store, state)
         self._writer = state
-        return state, scan.tail
+        return state, tail
+
+    @contextmanager
+    def index_at_end(self) -> Iterator[IndexedState | None]:
+        """The writers' index caught up to the log's end, for lookups while no writer commits
+        (the store's writing section is held until the block ends). Events the index had not
+        absorbed yet are folded in memory through the reference rules -- one that breaks a rule
+        raises CorruptLogError as a replay does -- and nothing is written: the index is neither
+        committed nor rebuilt. None when the store keeps no index or it does not match the log.
+        What an incremental build (projections/patch.py) reads the rows of new events from."""
+        if self._facts is None:
+            yield None
+            return
+        reader = FactIndex(self._facts.path, self.config, read_only=True)
+        with self._mutex, paused_gc(), self.store.writing():
+            try:
+                state = reader.open_state(self.store.is_boundary)
+                if state is not None:
+                    _catch_up(self.store, state)
+                yield state
+            finally:
+                reader.close()
 
     def _rebuild_index(self, facts: FactIndex) -> None:
         """Fold the log (from the newest valid checkpoint) and write every fact anew."""
@@ -540,6 +558,16 @@ class Ledger:
         with self._mutex, self.store.writing():
             self.verify()
             return self._cut_tail()
+
+
+def _catch_up(store: LogStore, state: IndexedState) -> Tail:
+    """Fold into `state` the batches committed after its position; return what follows them."""
+    scan = store.scan(state.position)
+    for ev, end in scan.events():
+        apply_recorded(state, ev)
+        if end is not None:
+            state.passed(end)
+    return scan.tail
 
 
 def _answered(request: Request) -> list[int] | None:

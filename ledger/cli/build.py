@@ -42,6 +42,9 @@ def build(out_dir: str | None, as_of: str | None, full: bool, lock_timeout: floa
                    f"its last build; {len(report.unchanged)} file(s) unchanged")
         return
     source = f"checkpoint seq {report.checkpoint_seq} + " if report.checkpoint_used else ""
+    done = "folded"
+    if report.patched_from is not None:
+        source, done = f"the projection at seq {report.patched_from} + ", "patched in"
     click.echo(f"built {report.out_dir} at seq {report.seq} hash {report.hash}: {source}{report.events_folded} "
-               f"event(s) folded; {len(report.written)} file(s) written, {len(report.unchanged)} unchanged, "
+               f"event(s) {done}; {len(report.written)} file(s) written, {len(report.unchanged)} unchanged, "
                f"{len(report.removed)} removed")

@@ -65,8 +65,14 @@ def rewrite_checkpoint(ledger: Path, path: Path, edit: Callable[[dict[str, Any]]
 
 
 def dir_snapshot(ledger: Path) -> dict[str, bytes]:
-    """Every file of the ledger directory tree and its bytes: 'nothing written' means equal."""
-    return {str(p.relative_to(ledger)): p.read_bytes() for p in sorted(ledger.rglob("*")) if p.is_file()}
+    """Every file of the ledger directory tree and its bytes: 'nothing written' means equal.
+
+    Except the writers' index's `-shm` file: SQLite's shared memory of its WAL mode, which any
+    process reading the index (an incremental build, a hook's lookup) rewrites, and which
+    SQLite rebuilds from the database and the WAL whenever it is short or stale.
+    """
+    return {str(p.relative_to(ledger)): p.read_bytes() for p in sorted(ledger.rglob("*"))
+            if p.is_file() and not p.name.endswith(".sqlite-shm")}
 
 
 def torn_files(ledger: Path) -> dict[str, bytes]:
