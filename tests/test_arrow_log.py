@@ -20,6 +20,7 @@ from helpers.builders import created, event
 from helpers.forge import forge_batch
 from helpers.logs import append_in_batches, batch_sizes, event_logs
 from ledger import CorruptLogError, Ledger
+from ledger.app import arrow_log
 from ledger.app.arrow_log import FLATTENED, SCHEMA, scan_table, write_parquet
 from ledger.domain.events import RecordedEvent
 from ledger.log import parallel
@@ -74,9 +75,11 @@ def test_rows_equal_read_on_random_logs(tmp_path_factory: pytest.TempPathFactory
     assert_rows_are_read(led, led.to_arrow(lo, hi), lo, hi)
 
 
-def test_the_split_is_taken_and_gives_the_same_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk_rows", [5, 8192])
+def test_the_split_is_taken_and_gives_the_same_file(tmp_path: Path, chunk_rows: int) -> None:
+    """Halves and chunks cut the table differently from one pass; the file is the same."""
     led = _ledger(tmp_path)
-    with mock.patch.object(parallel, "MIN_BYTES", 0):
+    with mock.patch.object(parallel, "MIN_BYTES", 0), mock.patch.object(arrow_log, "CHUNK_ROWS", chunk_rows):
         assert led.store.scan_in_halves(led.read_start(1), scan_table) is not None
         halves = write_parquet(led, tmp_path / "split.parquet")
     whole = write_parquet(led, tmp_path / "whole.parquet")

@@ -23,8 +23,9 @@ pyarrow is imported here, and this module only by `Ledger.to_arrow`: `import led
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +42,8 @@ from .replay import committed_fields
 if TYPE_CHECKING:
     from .service import Ledger
 
+#: events converted to Arrow at a time (see `scan_table`)
+CHUNK_ROWS = 8192
 #: payload keys copied into columns of their own (each a string wherever it is present)
 FLATTENED = ("cohort_id", "stage", "gen_id")
 
@@ -68,15 +71,26 @@ def log_table(ledger: Ledger, from_seq: int = 1, to_seq: int | None = None) -> p
 
 
 def scan_table(scan: LogScan) -> pa.Table:
-    """Every event a scan commits, as rows of `SCHEMA` (what one core does with one half)."""
-    return rows_table(ev for ev, _ in scan.events())
+    """Every event a scan commits, as rows of `SCHEMA` (what one core does with one half).
+
+    Converted CHUNK_ROWS events at a time: the Python values of a chunk are dropped once
+    Arrow holds them, so the next chunk reuses their memory instead of growing the heap by
+    millions of strings (holding them all took 3 GiB of RSS instead of 0.45 for 300,000
+    events, and 10% more time, in our measurements).
+    """
+    envelopes = (ev for ev, _ in scan.events())
+    chunks = []
+    while chunk := list(islice(envelopes, CHUNK_ROWS)):
+        chunks.append(rows_batch(chunk))
+    return pa.Table.from_batches(chunks, SCHEMA)
 
 
-def rows_table(envelopes: Iterable[dict[str, Any]]) -> pa.Table:
+def rows_batch(envelopes: list[dict[str, Any]]) -> pa.RecordBatch:
     """Committed envelopes (as a scan yields them, in seq order) as rows of `SCHEMA`.
 
     One pass appending to a list per column, then one conversion per column: Arrow builds
-    each column in C from a list several times faster than from rows of dicts.
+    each column in C from a list several times faster than from rows of dicts. (A list
+    comprehension per column measured slower: it keeps every event's fields alive at once.)
     """
     seq: list[int] = []
     ids: list[Any] = []
@@ -118,7 +132,7 @@ def rows_table(envelopes: Iterable[dict[str, Any]]) -> pa.Table:
                pa.FixedSizeListArray.from_arrays(pa.array(txns, pa.int64()), 2),
                pa.array(datas, pa.string()), pa.array(prevs, pa.string()), pa.array(hashes, pa.string()),
                *(_column(values, name, pa.string(), seq) for name, values in zip(FLATTENED, flat))]
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
 def _column(values: list[Any], name: str, arrow_type: pa.DataType, seqs: list[int]) -> pa.Array:
