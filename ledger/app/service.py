@@ -49,6 +49,10 @@ LEAD_SECONDS = 0.05
 #: spools it (validation is its main cost, and must not serialise writers); a smaller one is
 #: validated by whoever commits it
 SPOOL_RAW_LIMIT = 64
+#: how long a leader waits for the writers it just answered to send their next batches before
+#: it starts the next round (looking every GATHER_STEP): without it, each round took the half
+#: of them that was back, and every writer waited two fdatasyncs
+GATHER_SECONDS, GATHER_STEP = 0.001, 0.0001
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -268,12 +272,14 @@ class Ledger:
         rounds of the requests that came meanwhile; return our seqs or raise our batch's error."""
         while True:
             try:
-                own, _ = self._round(batch, spool)
+                own, took = self._round(batch, spool)
                 break
             except _LostRace:
                 continue  # a writer that ignores the lock appended: catch up, re-validate, retry
         deadline = time.monotonic() + LEAD_SECONDS
-        while spool is not None and time.monotonic() < deadline and spool.waiting():
+        while spool is not None and time.monotonic() < deadline:
+            if not self._gathered(spool, took):
+                break
             try:
                 _, took = self._round(None, spool)
             except (LedgerError, _LostRace):
@@ -284,6 +290,17 @@ class Ledger:
             return own
         assert own is not None  # our batch is first: it names no id this group wrote
         raise own
+
+    def _gathered(self, spool: Spool, answered: int) -> int:
+        """How many requests wait for the next round. The writers just answered are likely to
+        append again at once: give them up to GATHER_SECONDS to do so, so that one fdatasync
+        covers them all instead of every other round taking half of them."""
+        n = spool.waiting()
+        until = time.monotonic() + GATHER_SECONDS
+        while n < answered and time.monotonic() < until:
+            time.sleep(GATHER_STEP)
+            n = spool.waiting()
+        return n
 
     def _round(self, batch: Batch | None, spool: Spool | None) -> tuple[list[int] | BatchError | None, int]:
         """Commit `batch` (if any) and the spool's pending requests in one write; answer each

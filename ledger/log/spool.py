@@ -218,12 +218,12 @@ class Spool:
             found.append(Request(self, name, payload, fd))
         return found
 
-    def waiting(self) -> bool:
-        """Is any request waiting (cheap: one listing)?"""
+    def waiting(self) -> int:
+        """How many requests are waiting (cheap: one listing)."""
         try:
-            return any(n.endswith(_REQ) for n in os.listdir(self.path))
+            return sum(n.endswith(_REQ) for n in os.listdir(self.path))
         except FileNotFoundError:
-            return False
+            return 0
 
     def wake_first(self) -> None:
         """Wake the oldest waiting writer without an answer, so that it takes the lock and
