@@ -152,9 +152,9 @@ def test_the_lock_holder_commits_waiting_writers_batches_with_one_fdatasync(
                                                                   "gen_id": "g-lead", "reason": "manual"}}])
         monkeypatch.undo()
     assert len(syncs) == 1, "every batch of the group is made durable by one fdatasync"
-    assert own == [5]  # our own batch first (after the 4 creations), then the requests
+    assert own == [11]  # the requests first (made before our batch), then ours
     results = {t: _result(p)["seqs"] for t, p in zip(tags, procs)}
-    assert sorted(s for seqs in results.values() for s in seqs) == list(range(6, 12))
+    assert sorted(s for seqs in results.values() for s in seqs) == list(range(5, 11))
     for tag, seqs in results.items():
         _swap_seqs_hold(path, tag, seqs)
     assert Ledger.open(path).verify().events == 11
@@ -175,7 +175,7 @@ def test_a_rejected_and_a_conflicting_request_fail_in_their_own_processes_while_
         own = led.append([{"type": "generation.reused", "data": {"cohort_id": "shared", "stage": "draft",
                                                                   "gen_id": "g-lead", "reason": "manual"}}])
     out = {t: _result(p) for t, p in procs.items()}
-    assert own == [6]
+    assert own == [8]
     with pytest.raises(EventRejected) as alone:  # what the rejected writer would have met alone
         Ledger.open(path).append([{"type": "generation.removed", "data": {
             "cohort_id": "shared", "stage": "draft", "gen_id": "g-bad", "reason": "r"}}])
@@ -184,9 +184,9 @@ def test_a_rejected_and_a_conflicting_request_fail_in_their_own_processes_while_
         Ledger.open(path).append([{"type": "generation.created", "data": {
             "cohort_id": "shared", "stage": "draft", "gen_id": "g-shape"}}])
     assert out["shape"] == {"error": "EventRejected", "message": str(alone.value)}
-    assert out["late"] == {"error": "ConflictError", "message": str(ConflictError(0, 6))}
+    assert out["late"] == {"error": "ConflictError", "message": str(ConflictError(0, 5))}
     _swap_seqs_hold(path, "ok", out["ok"]["seqs"])
-    assert out["ok"]["seqs"] == [7, 8]
+    assert out["ok"]["seqs"] == [6, 7]
     assert Ledger.open(path).verify().events == 8
     _spool_is_empty(path)
 
