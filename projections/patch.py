@@ -114,14 +114,20 @@ def patch(ledger: Ledger, out_path: Path, lock_timeout: float) -> Patched | None
             if named is None:
                 return None
             rows = _rows(state, named)
-        files, kept, about = _render(base, named, rows, ledger.config.stages)
-        changes = replace_locked(out, files, end.seq, end.hash, about, kept)
+        known = set(base.cohorts) | rows.cohorts
+        redo = sorted((set(named.pairs) & known) | (known - set(base.cohorts)))
+        kept = {rel: digest for rel, digest in base.files.items()
+                if rel not in (MANIFEST_FILE, MEMBERSHIP_FILE, *map(cohort_csv_path, redo))}
+        if not intact(out, {"files": kept}):  # a CSV someone changed: a full render puts it right
+            return None
+        files = _render(base, named, rows, redo, ledger.config.stages)
+        changes = replace_locked(out, files, end.seq, end.hash, projection_about(rows.key_names, known), kept)
     return Patched(end, changes, base.seq, end.seq - base.seq)
 
 
 def _base(out: OutDir) -> _Base | None:
-    """The previous build's record and tables, if it was a build of a whole log whose every
-    file still holds the bytes it recorded."""
+    """The previous build's record and tables, if its Parquet files still hold the bytes it
+    recorded (its CSVs are checked once it is known which of them stay)."""
     record = owned(out)
     if record is None or record["seq"] is None:
         return None
@@ -143,8 +149,7 @@ def _base(out: OutDir) -> _Base | None:
         later = other.submit(table, MANIFEST_FILE)
         membership = table(MEMBERSHIP_FILE)
         manifest = later.result()
-    if manifest is None or membership is None or not intact(out, {"files": {
-            rel: d for rel, d in files.items() if rel not in (MANIFEST_FILE, MEMBERSHIP_FILE)}}):
+    if manifest is None or membership is None:
         return None
     key_names = {k: tuple(names[k]) for k in METADATA_KEYS}
     if manifest.schema != manifest_schema(key_names) or membership.schema != MEMBERSHIP_SCHEMA:
@@ -218,12 +223,9 @@ def _rows_of(table: pa.Table, gen_ids: set[str], pairs: Mapping[str, set[str]] |
     return [row for row, cohort_id, gen_id in zip(rows, cohorts, gens) if gen_id in pairs.get(cohort_id, ())]
 
 
-def _render(base: _Base, named: _Named, rows: _Rows,
-            stages: tuple[str, ...]) -> tuple[dict[str, bytes], dict[str, str], dict[str, Any]]:
-    """The files that may change (path -> bytes), the files kept (path -> recorded sha256),
-    and `_projection.json`'s facts, for the log at the end the rows were read at."""
+def _render(base: _Base, named: _Named, rows: _Rows, redo: list[str], stages: tuple[str, ...]) -> dict[str, bytes]:
+    """The files that may change, path -> bytes: both Parquet files and the CSVs of `redo`."""
     gens = rows.gens
-    known = set(base.cohorts) | rows.cohorts
 
     def manifest() -> bytes:
         table = merged(base.manifest, manifest_rows((gens[g] for g in sorted(gens)), base.key_names), stages, (),
@@ -232,15 +234,15 @@ def _render(base: _Base, named: _Named, rows: _Rows,
 
     with ThreadPoolExecutor(1) as other:  # the manifest on another core meanwhile
         manifest_bytes = other.submit(manifest)
-        files = _membership_files(base, named, gens, rows.members, known, stages)
+        files = _membership_files(base, named, gens, rows.members, redo, stages)
         files[MANIFEST_FILE] = manifest_bytes.result()
-    kept = {rel: digest for rel, digest in base.files.items() if rel not in files}
-    return files, kept, projection_about(rows.key_names, known)
+    return files
 
 
 def _membership_files(base: _Base, named: _Named, gens: Mapping[str, Generation], active: Mapping[str, dict[str, int]],
-                      known: set[str], stages: tuple[str, ...]) -> dict[str, bytes]:
-    """`membership.parquet` and the CSVs of the cohorts whose rows were named or that are new."""
+                      redo: list[str], stages: tuple[str, ...]) -> dict[str, bytes]:
+    """`membership.parquet` and the CSVs of the cohorts of `redo` (those whose rows were
+    named, and the new ones)."""
     cohort_ids: list[str] = []
     members: list[Generation] = []
     added: list[int] = []
@@ -253,7 +255,7 @@ def _membership_files(base: _Base, named: _Named, gens: Mapping[str, Generation]
     membership = merged(base.membership, membership_rows(cohort_ids, members, added), stages, ("cohort_id",),
                         _rows_of(base.membership, pair_gens, named.pairs))
     files = {MEMBERSHIP_FILE: parquet_bytes(membership)}
-    for cohort_id in sorted((set(named.pairs) & known) | (known - set(base.cohorts))):
+    for cohort_id in redo:
         start, stop = leading_span(membership, "cohort_id", cohort_id)
         files.update(cohort_csvs({cohort_id: stop - start}, membership.slice(start, stop - start)))
     return files
