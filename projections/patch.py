@@ -143,7 +143,7 @@ def _base(out: OutDir) -> _Base | None:
         data = out.read(rel)
         if data is None or sha256_hex(data) != files[rel]:
             return None
-        return pq.ParquetFile(pa.BufferReader(data)).read().replace_schema_metadata(None)
+        return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False).replace_schema_metadata(None)
 
     with ThreadPoolExecutor(1) as other:  # the two files decode on two cores
         later = other.submit(table, MANIFEST_FILE)
