@@ -7,20 +7,22 @@ in the rows the events S+1..H name: an event changes the manifest row of the gen
 the membership row of the (cohort, gen) it names, and besides those only the rename state
 and the list of known cohorts. So this build
 
-1. takes the out dir's lock, reads `_projection.json` and checks that every file it lists
-   still holds the bytes it recorded (else: a full render, `projections/build.py`);
-2. catches the writers' index up to the log's end in memory (`Ledger.index_at_end`, in the
-   store's writing section; nothing is written to the index): that folds every event the
-   index has not absorbed yet through the reference rules (`State.apply` over the index,
-   ledger/app/facts.py), so a rule-breaking event is reported exactly as the fold reports
-   it, and nothing is written;
-3. scans the log from a batch boundary the index recorded at or before S to the index's
-   position H (every line's chain verified), checks that (S, hash) closes a batch there,
-   and collects the gen ids and (cohort, gen) pairs the events S+1..H name;
-4. reads the previous `manifest.parquet` and `membership.parquet`, drops the rows of those
-   keys, adds their rows as of H from the caught-up index (the same facts as the reference
-   state, tests/test_facts.py), puts them in place without re-sorting
-   (`order.merged`), and renders again only the CSVs of the cohorts whose rows were named.
+1. takes the out dir's lock, reads `_projection.json` and the two Parquet files it lists,
+   checking their sha256 (else: a full render, `projections/build.py`);
+2. catches the writers' index up to the log's end H in memory (`Ledger.index_at_end`, a
+   read-only connection in the store's writing section; nothing is written to the index):
+   that folds every event the index has not absorbed yet through the reference rules
+   (`State.apply` over the index, ledger/app/facts.py), so a rule-breaking event is reported
+   exactly as the fold reports it, and nothing is written;
+3. scans the log from a batch boundary at or before S (`Ledger.read_start`: one the index
+   recorded, else seq 1) to H, every line's chain verified, checks that (S, hash) closes a
+   batch there, and collects the gen ids and (cohort, gen) pairs the events S+1..H name,
+   then looks their rows as of H up in the caught-up index (the same facts as the reference
+   state, tests/test_facts.py) before leaving the writing section;
+4. checks the sha256 of the CSVs that stay, drops the rows of the named keys from the
+   previous tables, adds their rows as of H, puts them in place without sorting again
+   (`order.merged`), and renders again only the CSVs of the cohorts whose rows were named
+   and of new cohorts; only files whose bytes changed are written.
 
 The result is byte-identical to a full build of the same log (tests/test_patch.py checks it
 against `build --full` on random logs and split points). Events S+1..index position were
