@@ -108,11 +108,11 @@ def append_phases() -> Iterator[dict[str, float]]:
     """Seconds spent in each phase of `Ledger.append` while the block runs: wall-clock timers
     around the library's own functions (restored on exit), so the figure says where a batch
     append's time goes without a profiler's overhead on every call."""
-    from ledger.app import facts, service
+    from ledger.app import facts, group, service
     from ledger.log import file_store
 
     spent = dict.fromkeys(("validation", "index lookups", "fold + encode", "write + fdatasync", "index commit"), 0.0)
-    targets = [(service, "_normalize_batch", "validation"), (facts.IndexedState, "preload", "index lookups"),
+    targets = [(group, "normalize", "validation"), (facts.IndexedState, "preload", "index lookups"),
                (file_store.FileLogStore, "append", "write + fdatasync"), (facts.FactIndex, "commit", "index commit"),
                (service.Ledger, "_validate", "fold + encode")]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
