@@ -108,11 +108,11 @@ def append_phases() -> Iterator[dict[str, float]]:
     """Seconds spent in each phase of `Ledger.append` while the block runs: wall-clock timers
     around the library's own functions (restored on exit), so the figure says where a batch
     append's time goes without a profiler's overhead on every call."""
-    from ledger.app import facts, service
+    from ledger.app import facts, group, service
     from ledger.log import file_store
 
     spent = dict.fromkeys(("validation", "index lookups", "fold + encode", "write + fdatasync", "index commit"), 0.0)
-    targets = [(service, "_normalize_batch", "validation"), (facts.IndexedState, "preload", "index lookups"),
+    targets = [(group, "normalize", "validation"), (facts.IndexedState, "preload", "index lookups"),
                (file_store.FileLogStore, "append", "write + fdatasync"), (facts.FactIndex, "commit", "index commit"),
                (service.Ledger, "_validate", "fold + encode")]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
@@ -285,7 +285,7 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
     read_s, runs = best(repeat, lambda: clock(lambda: sum(1 for _ in Ledger.open(path).read())))
     res["read_all"] = {"seconds": read_s, "runs": runs, "events_per_s": n / read_s}
     log(f"read back (Ledger.read, all events in order): {read_s:.3f} s ({n / read_s:,.0f} events/s)")
-    importlib.import_module("ledger.app.arrow_log")  # pyarrow's import is the process's, once, not the read's
+    Ledger.open(path).to_arrow(1, 1)  # imports pyarrow (and pandas, on its first pa.array): once per process
     arrow_s, runs = best(repeat, lambda: clock(lambda: Ledger.open(path).to_arrow()))
     res["read_arrow"] = {"seconds": arrow_s, "runs": runs, "events_per_s": n / arrow_s}
     log(f"read as Arrow (Ledger.to_arrow, all events): {arrow_s:.3f} s ({n / arrow_s:,.0f} events/s)")

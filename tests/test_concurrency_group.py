@@ -62,6 +62,7 @@ batches = {
                                                      "reason": "r"}}],
     "reject": [{"type": "generation.removed", "data": {"cohort_id": "shared", "stage": "draft", "gen_id": gen,
                                                        "reason": "r"}}],
+    "schema": [{"type": "generation.created", "data": {"cohort_id": "shared", "stage": "draft", "gen_id": gen}}],
 }
 led = Ledger.open(path)
 if kind == "loop":
@@ -162,26 +163,31 @@ def test_the_lock_holder_commits_waiting_writers_batches_with_one_fdatasync(
 
 def test_a_rejected_and_a_conflicting_request_fail_in_their_own_processes_while_the_rest_commit(
         tmp_path: Path) -> None:
-    path = _ledger(tmp_path / "l", ["bad", "late", "ok", "lead"])
+    path = _ledger(tmp_path / "l", ["bad", "late", "shape", "ok", "lead"])
     store = FileLogStore(path)
     led = Ledger.open(store)
     with store.writing():
-        procs = {"bad": _spawn(path, "bad", "reject"), "late": _spawn(path, "late", "swap", expected="0")}
-        _wait_for_requests(path, 2, list(procs.values()))
-        procs["ok"] = _spawn(path, "ok", "swap")
+        procs = {"bad": _spawn(path, "bad", "reject"), "late": _spawn(path, "late", "swap", expected="0"),
+                 "shape": _spawn(path, "shape", "schema")}
         _wait_for_requests(path, 3, list(procs.values()))
+        procs["ok"] = _spawn(path, "ok", "swap")
+        _wait_for_requests(path, 4, list(procs.values()))
         own = led.append([{"type": "generation.reused", "data": {"cohort_id": "shared", "stage": "draft",
                                                                   "gen_id": "g-lead", "reason": "manual"}}])
     out = {t: _result(p) for t, p in procs.items()}
-    assert own == [5]
+    assert own == [6]
     with pytest.raises(EventRejected) as alone:  # what the rejected writer would have met alone
         Ledger.open(path).append([{"type": "generation.removed", "data": {
             "cohort_id": "shared", "stage": "draft", "gen_id": "g-bad", "reason": "r"}}])
     assert out["bad"] == {"error": "EventRejected", "message": str(alone.value)}
-    assert out["late"] == {"error": "ConflictError", "message": str(ConflictError(0, 5))}
+    with pytest.raises(EventRejected) as alone:  # the schema is checked by whoever commits the batch
+        Ledger.open(path).append([{"type": "generation.created", "data": {
+            "cohort_id": "shared", "stage": "draft", "gen_id": "g-shape"}}])
+    assert out["shape"] == {"error": "EventRejected", "message": str(alone.value)}
+    assert out["late"] == {"error": "ConflictError", "message": str(ConflictError(0, 6))}
     _swap_seqs_hold(path, "ok", out["ok"]["seqs"])
-    assert out["ok"]["seqs"] == [6, 7]
-    assert Ledger.open(path).verify().events == 7
+    assert out["ok"]["seqs"] == [7, 8]
+    assert Ledger.open(path).verify().events == 8
     _spool_is_empty(path)
 
 
@@ -212,8 +218,9 @@ def test_a_leader_killed_before_answering_loses_and_duplicates_nothing(tmp_path:
 
 
 def test_a_writer_killed_while_waiting_leaves_nothing_behind(tmp_path: Path) -> None:
-    """Its request is dropped unanswered (nobody was promised it), and what crashed writers
-    left in the spool (a half-written request, a result nobody will read) is swept."""
+    """Its request is dropped unanswered (nobody holds its FIFO: nobody was promised it), and
+    what crashed writers left in the spool (a half-written request, an answer nobody will
+    read) is swept."""
     path = _ledger(tmp_path / "l", ["dead", "lead"])
     store = FileLogStore(path)
     led = Ledger.open(store)

@@ -25,6 +25,7 @@ from ..domain.state import DomainError, State
 
 
 _ENVELOPE_SIZE = len(ENVELOPE_KEYS)
+_ENVELOPE_KEY_SET = frozenset(ENVELOPE_KEYS)
 
 
 def apply_recorded(state: State, ev: dict[str, Any]) -> None:
@@ -63,20 +64,18 @@ def apply_recorded(state: State, ev: dict[str, Any]) -> None:
 
 def committed_fields(ev: dict[str, Any]) -> dict[str, Any]:
     """A committed envelope (as a store's scan yields it) as `Ledger.read` and `to_arrow` return
-    it: the ten keys in docs/FORMAT.md §3.1 order, `txn` a tuple, the payload upcast.
+    it: the ten keys in docs/FORMAT.md §3.1 order, `txn` a tuple, the payload upcast."""
+    check_envelope_keys(ev)
+    seq, event_type, v = ev["seq"], ev["type"], ev["v"]
+    return {"seq": seq, "id": ev["id"], "type": event_type, "v": v, "at": ev["at"], "by": ev["by"],
+            "txn": tuple(ev["txn"]), "data": upcast(event_type, v, ev["data"], seq), "prev": ev["prev"],
+            "hash": ev["hash"]}
 
-    Anything but exactly the ten keys is corruption at the event's seq, as in the fold.
-    """
-    seq = ev["seq"]
-    if len(ev) != _ENVELOPE_SIZE:
+
+def check_envelope_keys(ev: dict[str, Any]) -> None:
+    """Anything but exactly the ten envelope keys is corruption at the event's seq."""
+    if ev.keys() != _ENVELOPE_KEY_SET:
         raise _bad_envelope(ev)
-    try:
-        event_type, v = ev["type"], ev["v"]
-        return {"seq": seq, "id": ev["id"], "type": event_type, "v": v, "at": ev["at"], "by": ev["by"],
-                "txn": tuple(ev["txn"]), "data": upcast(event_type, v, ev["data"], seq), "prev": ev["prev"],
-                "hash": ev["hash"]}
-    except KeyError:
-        raise _bad_envelope(ev) from None
 
 
 def _bad_envelope(ev: dict[str, Any]) -> CorruptLogError:

@@ -16,7 +16,7 @@ import bisect
 import os
 import sqlite3
 import threading
-import uuid
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,19 +27,32 @@ import orjson
 
 from ..log.codec import canonical, encode_line, genesis_prev
 from ..domain.config import LedgerConfig
-from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError
-from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, normalize_batch, upcast
+from ..errors import ConflictError, EventRejected, IncompleteCopyError, InvalidInputError, LedgerError
+from ..domain.events import CURRENT_VERSION, EventIn, RecordedEvent, upcast
 from ..log.file_store import FileLogStore
 from ..log.fsio import environment_error
 from ..log.location import Where, open_store
 from ..log.perf import paused_gc
-from ..log.spool import Request, Spool
+from ..log.spool import WAIT, Request, Spool
 from ..log.store import LogStore
 from .group import Batch, BatchError, Pending, decode_request, decode_result, encode_request, encode_result
 from .facts import BOUNDARY_EVERY, CACHE_LIMIT, FactIndex, FactsSnapshot, IndexedState
 from .replay import apply_recorded, committed_fields, starting_point
 from ..log.scan import Position, Tail
 from ..domain.state import DomainError, Generation, State
+
+#: how long a leader goes on committing rounds of requests after its own batch before it
+#: lets go (each round one write and one fdatasync for the requests that came meanwhile);
+#: fewer leaders also means fewer processes that build the validator
+LEAD_SECONDS = 0.05
+#: a batch larger than this is schema-validated by its writer before it takes the lock or
+#: spools it (validation is its main cost, and must not serialise writers); a smaller one is
+#: validated by whoever commits it
+SPOOL_RAW_LIMIT = 64
+#: how long a leader waits for the writers it just answered to send their next batches before
+#: it starts the next round (looking every GATHER_STEP): without it, each round took the half
+#: of them that was back, and every writer waited two fdatasyncs
+GATHER_SECONDS, GATHER_STEP = 0.001, 0.0001
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -206,87 +219,131 @@ class Ledger:
         The batch is validated whole before a byte is written; it is durable on return.
         """
         with paused_gc():
-            events_in = _normalize_batch(events)
-        # generated ids: <token>-<index in batch>, unique per batch (no uuid4 when every id is given)
-        batch = Batch(events_in, expected_seq, uuid.uuid4().hex if any(ev.id is None for ev in events_in) else "")
-        with self._mutex, paused_gc():
+            batch = Batch.of(events, expected_seq)
             spool = self.store.spool()
+            if spool is None or len(batch.raw) > SPOOL_RAW_LIMIT:
+                batch.events  # schema-validated before the lock (what a leader would redo for a small one)
+        with self._mutex, paused_gc():
             if spool is not None:
                 return self._append_grouped(spool, batch)
             while True:
                 try:
                     with self.store.writing():
-                        return self._commit_own(batch, None)
+                        return self._lead(batch, None)
                 except _LostRace:
                     continue  # another writer committed first: catch up, re-validate, retry
 
     def _append_grouped(self, spool: Spool, batch: Batch) -> list[int]:
         """Group commit (ledger/log/spool.py): lead if the writing section is free; else leave
-        the batch for its holder, wait for it to leave, and take the result it left, or
-        append alone when there is none."""
+        the batch as a request and sleep until a leader answers it, or wakes us to lead, or
+        (its leader dead) `WAIT` passes and the section is free: then append it ourselves."""
         section = spool.try_lead()
         request: Request | None = None
         try:
             if section is None:
                 payload = encode_request(batch)
                 request = spool.submit(payload) if payload is not None else None
-                if request is not None:
-                    spool.wait()
-                    seqs = _answered(request)
-                    if seqs is not None:
-                        return seqs
-                section = self.store.writing()  # no result: queue to append it ourselves
+                # the leader may have let go before our request was there: look again
+                section = self.store.writing() if request is None else spool.try_lead()
+            while section is None:
+                assert request is not None
+                answer = request.wait(WAIT)
+                seqs = decode_result(answer) if answer else None  # raises the error the leader found
+                if seqs is not None:
+                    return seqs
+                section = self.store.writing() if answer else spool.try_lead()
             with section:
                 if request is not None:
-                    seqs = _answered(request)  # a leader may have taken it while we queued
+                    answer = request.wait(0)  # answered just before the section came free?
+                    seqs = decode_result(answer) if answer else None
                     if seqs is not None:
                         return seqs
-                    request.withdraw()  # under the lock: no leader takes it from here on
-                    batch = batch._replace(spooled=True)  # a killed leader may have written it
-                while True:
-                    try:
-                        return self._commit_own(batch, spool)
-                    except _LostRace:
-                        continue  # a writer that ignores the lock appended: catch up, re-validate, retry
+                    request.withdraw()  # in the section: no leader takes it from here on
+                    batch = batch.respooled()  # a killed leader may have written it
+                seqs = self._lead(batch, spool)
+            spool.wake_first()  # requests that came after our last look: their writers lead next
+            return seqs
         finally:
             if request is not None:
-                request.withdraw()  # answered, or appended by ourselves: nobody else may take it
+                request.withdraw()
 
-    def _commit_own(self, batch: Batch, spool: Spool | None) -> list[int]:
-        """In the writing section: commit our batch, with the spool's pending requests when
-        there is a spool, and answer those; return our seqs or raise our batch's error."""
+    def _lead(self, batch: Batch, spool: Spool | None) -> list[int]:
+        """In the writing section: commit our batch with the waiting requests, then a few more
+        rounds of the requests that came meanwhile; return our seqs or raise our batch's error."""
+        while True:
+            try:
+                own, took = self._round(batch, spool)
+                break
+            except _LostRace:
+                continue  # a writer that ignores the lock appended: catch up, re-validate, retry
+        deadline = time.monotonic() + LEAD_SECONDS
+        while spool is not None and time.monotonic() < deadline:
+            if not self._gathered(spool, took):
+                break
+            try:
+                _, took = self._round(None, spool)
+            except (LedgerError, _LostRace):
+                break  # our batch is committed: the writers of the rest append theirs alone
+            if not took:
+                break
+        if isinstance(own, list):
+            return own
+        assert own is not None  # our batch is first: it names no id this group wrote
+        raise own
+
+    def _gathered(self, spool: Spool, answered: int) -> int:
+        """How many requests wait for the next round. The writers just answered are likely to
+        append again at once: give them up to GATHER_SECONDS to do so, so that one fdatasync
+        covers them all instead of every other round taking half of them."""
+        n = spool.waiting()
+        until = time.monotonic() + GATHER_SECONDS
+        while n < answered and time.monotonic() < until:
+            time.sleep(GATHER_STEP)
+            n = spool.waiting()
+        return n
+
+    def _round(self, batch: Batch | None, spool: Spool | None) -> tuple[list[int] | BatchError | None, int]:
+        """Commit `batch` (if any) and the spool's pending requests in one write; answer each
+        request. Returns our batch's outcome and how many requests were taken."""
         taken: list[tuple[Request, Batch]] = []
 
         def others() -> list[Batch]:
             """The requests waiting now: asked once our own batch is validated, the latest
             moment before the write, so the group takes in as many writers as it can."""
             if spool is not None:
-                taken.extend((r, b) for r in spool.pending() if (b := decode_request(r.payload)) is not None)
+                for r in spool.pending():
+                    b = decode_request(r.payload)
+                    if b is None:
+                        r.wake()  # not a request we can read: its writer appends it alone
+                    else:
+                        taken.append((r, b))
             return [b for _, b in taken]
 
-        if self._state is None and self._facts is not None:
-            outcomes, wrote = self._commit_indexed(self._facts, batch, others)
-        else:
-            self._cut_tail()  # a full state is loaded anyway (or no index): validate against it
-            assert self._state is not None
-            start = self._pos
-            outcomes, self._pos = self._commit_batches(batch, others, self._state, start)
-            wrote = self._pos != start
-        batches = [batch] + [b for _, b in taken]
-        if spool is not None:
-            if not wrote and any(b.spooled and isinstance(o, list) for b, o in zip(batches, outcomes)):
+        try:
+            if self._state is None and self._facts is not None:
+                outcomes, wrote = self._commit_indexed(self._facts, batch, others)
+            else:
+                self._cut_tail()  # a full state is loaded anyway (or no index): validate against it
+                assert self._state is not None
+                start = self._pos
+                outcomes, self._pos = self._commit_batches(batch, others, self._state, start)
+                wrote = self._pos != start
+            if not taken and batch is None:
+                return None, 0
+            mine, theirs = (outcomes[0], outcomes[1:]) if batch is not None else (None, outcomes)
+            if spool is not None and not wrote and any(
+                    b.spooled and isinstance(o, list) for b, o in zip([batch, *(b for _, b in taken)], outcomes) if b):
                 spool.sync()  # a killed leader's unsynced bytes may hold a batch we now report
-            for (request, _), outcome in zip(taken, outcomes[1:]):
+            for (request, _), outcome in zip(taken, theirs):
                 if outcome is not None:
                     try:
                         request.answer(encode_result(outcome))
                     except OSError:
-                        pass  # unanswered: its writer appends it alone (finding its ids if written)
-        own = outcomes[0]
-        if isinstance(own, list):
-            return own
-        assert own is not None  # our batch is first: it names no id this group wrote
-        raise own
+                        pass  # its writer is gone (or will find no answer and append alone)
+            return mine, len(taken)
+        finally:
+            for request, _ in taken:
+                request.wake()  # not answered (deferred, or the round failed): it appends alone
 
     # -- the writers' index -------------------------------------------------------------
     def _indexed_state(self, facts: FactIndex) -> tuple[IndexedState, Tail]:
@@ -343,7 +400,7 @@ class Ledger:
             raise environment_error(exc if isinstance(exc, OSError) else OSError(str(exc)),
                                     f"writing the index {facts.path}") from exc
 
-    def _commit_indexed(self, facts: FactIndex, batch: Batch, others: Callable[[], list[Batch]]
+    def _commit_indexed(self, facts: FactIndex, batch: Batch | None, others: Callable[[], list[Batch]]
                         ) -> tuple[list[list[int] | BatchError | None], bool]:
         """`_commit_batches` against the writers' index; also: whether anything was written."""
         state, tail = self._indexed_state(facts)
@@ -388,31 +445,27 @@ class Ledger:
                 return None
             return self._facts.snapshot()
 
-    def _commit_batches(self, first: Batch, others: Callable[[], list[Batch]], state: State, pos: Position
-                        ) -> tuple[list[list[int] | BatchError | None], Position]:
-        """Validate `first`, then each of `others()`, against the state the ones before it
-        left, each as its own atomic batch (a rejected one is undone alone), then write every
-        accepted line with one conditional append (one fdatasync). Each batch's outcome: its
-        seqs, its error, or None when it was deferred. If the append fails, nothing is kept."""
+    def _commit_batches(self, first: Batch | None, others: Callable[[], list[Batch]], state: State,
+                        pos: Position) -> tuple[list[list[int] | BatchError | None], Position]:
+        """Validate `first` (if any), then each of `others()`, against the state the ones
+        before it left, each as its own atomic batch (a rejected one is undone alone), then
+        write every accepted line with one conditional append (one fdatasync). Each batch's
+        outcome: its seqs, its error, or None when it was deferred. If the append fails,
+        nothing is kept."""
         outcomes: list[list[int] | BatchError | None] = []
         lines: list[bytes] = []
         prev = pos.hash
         with state.transaction():  # undone whole if the write fails or loses the race
-            batch: Batch | None = first
-            queue: list[Batch] = []
-            while batch is not None:
+            for batch in _first_then(first, others):
                 try:
                     with state.transaction():
                         seqs, prev = self._validate(batch, state, pos.seq, prev, lines)
-                except (EventRejected, ConflictError) as exc:
+                except (InvalidInputError, ConflictError) as exc:  # EventRejected included
                     outcomes.append(exc)
                 except _Deferred:
                     outcomes.append(None)
                 else:
                     outcomes.append(seqs)
-                if batch is first:
-                    queue = others()
-                batch = queue.pop(0) if queue else None
             if not lines:
                 return outcomes, pos
             end = self.store.append(pos, b"".join(lines), Position(state.seq, prev, None, state.at))
@@ -560,6 +613,13 @@ class Ledger:
             return self._cut_tail()
 
 
+def _first_then(first: Batch | None, others: Callable[[], list[Batch]]) -> Iterator[Batch]:
+    """`first`, then the batches `others()` returns, asked for only once `first` is done."""
+    if first is not None:
+        yield first
+    yield from others()
+
+
 def _catch_up(store: LogStore, state: IndexedState) -> Tail:
     """Fold into `state` the batches committed after its position; return what follows them."""
     scan = store.scan(state.position)
@@ -568,25 +628,3 @@ def _catch_up(store: LogStore, state: IndexedState) -> Tail:
         if end is not None:
             state.passed(end)
     return scan.tail
-
-
-def _answered(request: Request) -> list[int] | None:
-    """The seqs a leader left for our request (raising the error it left instead), or None."""
-    found = request.result()
-    return decode_result(found) if found is not None else None
-
-
-def _normalize_batch(events: Iterable[EventIn | dict[str, Any]]) -> list[Pending]:
-    raw = [ev.model_dump(exclude_none=True) if isinstance(ev, EventIn) else ev for ev in events]
-    if not raw:
-        raise InvalidInputError("empty batch: nothing to append")
-    batch: list[Pending] = []
-    seen: dict[str, int] = {}
-    for i, ev in enumerate(normalize_batch(raw)):
-        event_id = ev.get("id")
-        if event_id is not None:
-            if event_id in seen:
-                raise EventRejected(i, f"id {event_id} appears twice in the batch (first at event #{seen[event_id] + 1})", event_id)
-            seen[event_id] = i
-        batch.append(Pending(ev["type"], ev["data"], event_id, ev.get("by", {})))
-    return batch

@@ -33,9 +33,9 @@ PARQUET_OPTIONS: dict[str, Any] = {
 def parquet_bytes(table: Any) -> bytes:
     """`table` (a pyarrow.Table) as one Parquet file, in memory (the caller writes it atomically).
 
-    The table's chunking does not reach the file: row groups are cut every `row_group_size`
-    rows whatever chunks the columns arrive in, so a table assembled from two halves of the
-    log gives the bytes of the same table built in one pass.
+    The table's chunking does not reach the file (pages and row groups are cut by size and
+    row count): a table assembled from two halves of the log, in chunks, gives the bytes of
+    the same rows built in one pass (tests/test_arrow_log.py checks it).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -3,31 +3,37 @@
 One durable append costs a flock handoff, a catch-up, an fdatasync and an index commit, all
 under the lock. With several writers, each paying all of that in turn makes more writers
 slower than one. So a writer that finds the lock taken does not queue for it with its batch:
-it leaves the batch here as a *request* and waits only for the holder to leave. The holder
+it leaves the batch here as a *request* and sleeps until it is answered. The lock holder
 (the *leader*), after its own batch, takes every pending request, validates each as its own
-batch, writes all accepted lines with one write and one fdatasync, and leaves a *result*
-beside each request before it releases the lock. A follower that finds no result (its
-request came too late, or the leader died) takes the lock and appends its batch itself.
+batch, writes all accepted lines with one write and one fdatasync, and answers each request;
+it goes on with the requests that came meanwhile for a while (the service decides how long)
+before it lets go, and then wakes one writer still waiting so that writer leads the rest. A writer woken without an answer
+(or after `WAIT` seconds, should its leader have died) takes the lock and appends alone.
 
-This module only keeps the files; what a request and a result say is the service's business
+Waiting on the lock itself does not work: a leader that lets go and appends again takes the
+lock back before the woken waiters run, and they starve. So each request has its own wake-up:
+a FIFO the waiting writer holds open. The leader writes the answer into it (one `write(2)` of
+at most PIPE_BUF bytes is atomic), or, for a long answer, leaves it in a file and writes a
+pointer. A FIFO that no process holds open (`ENXIO`) is a dead writer's: its files are removed,
+its request unanswered (nobody was promised it).
+
+This module only moves bytes; what a request and an answer say is the service's business
 (ledger/app/group.py). In `spool/`, for a request named `<n>` (time, pid, random):
 
-- `<n>.req`: the request, published by renaming `<n>.req.tmp` once whole. Its writer holds an
-  flock on it for as long as it waits, which is how a leader tells a waiting writer's request
-  from one a killed writer left: the latter is deleted, unanswered (nobody was promised it).
-- `<n>.res`: the result, published by renaming `<n>.res.tmp` once whole; the follower reads it
-  and removes both files.
+- `<n>.fifo`: the waiting writer's wake-up, made first and held open (read and write) by it;
+- `<n>.req`: the request, published by renaming `<n>.req.tmp` once whole;
+- `<n>.res`: an answer too long for the FIFO, published by renaming `<n>.res.tmp`.
 
-Nothing here needs to survive a power loss: a request is only a message to a live process,
-and a result is written after the fdatasync that made its batch durable. Readers of the
-ledger never look in `spool/`.
+Nothing here needs to survive a power loss: a request is a message to a live process, and an
+answer is written after the fdatasync that made its batch durable. Readers never look here.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import os
 import secrets
+import select
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -37,20 +43,19 @@ from .fsio import write_all
 
 #: the spool's directory inside a ledger directory
 SPOOL_DIR = "spool"
-_REQ, _RES, _TMP = ".req", ".res", ".tmp"
-#: an answered request older than this is checked for a live writer (else it is swept)
-_STALE_NS = 10 * 10**9
+#: how long a waiting writer sleeps before it looks at the lock itself (its leader may have died)
+WAIT = 0.1
+_REQ, _RES, _FIFO, _TMP = ".req", ".res", ".fifo", ".tmp"
+#: the FIFO messages that are not an answer: "look in <n>.res", "no answer: take the lock"
+_IN_FILE, _NO_ANSWER = b"@\n", b"\n"
+_PIPE_BUF = select.PIPE_BUF
 
 
 class SpoolHost(Protocol):
-    """What the spool needs from the store that owns it: its writing section, without waiting."""
+    """What the spool needs from the store that owns it."""
 
     def try_writing(self) -> AbstractContextManager[None] | None:
         """The writing section, already entered, if it was free; else None (never waits)."""
-        ...
-
-    def await_writer(self) -> None:
-        """Return once whoever holds the writing section now has left it."""
         ...
 
     def sync(self) -> None:
@@ -59,57 +64,86 @@ class SpoolHost(Protocol):
 
 
 class Request:
-    """One request file. A follower holds its own (`fd` locked, kept open while it waits); a
-    leader gets the others from `Spool.pending`, with their bytes."""
+    """One request. A waiting writer holds its own (`fd`: its FIFO); a leader gets the others
+    from `Spool.pending` with their bytes and a write end of their FIFO."""
 
-    __slots__ = ("spool", "name", "payload", "fd", "gone")
+    __slots__ = ("spool", "name", "payload", "fd", "gone", "_buf")
 
-    def __init__(self, spool: "Spool", name: str, payload: bytes, fd: int | None = None) -> None:
+    def __init__(self, spool: "Spool", name: str, payload: bytes, fd: int) -> None:
         self.spool = spool
         self.name = name
         self.payload = payload
         self.fd = fd
         self.gone = False
+        self._buf = b""
 
+    # -- the leader's side ----------------------------------------------------------------
     def answer(self, result: bytes) -> None:
-        """The leader's reply (not fsynced: it is read by a live process; see the module docstring)."""
-        base = f"{self.spool.dir}{self.name}"
-        fd = os.open(base + _RES + _TMP, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        """Wake the writer with its answer (not fsynced: read by a live process). The request
+        is removed first, so no later leader takes it again."""
         try:
-            write_all(fd, result)
+            os.unlink(f"{self.spool.dir}{self.name}{_REQ}")
+            if len(result) < _PIPE_BUF:
+                os.write(self.fd, result + b"\n")
+                return
+            base = f"{self.spool.dir}{self.name}"
+            fd = os.open(base + _RES + _TMP, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                write_all(fd, result)
+            finally:
+                os.close(fd)
+            os.rename(base + _RES + _TMP, base + _RES)
+            os.write(self.fd, _IN_FILE)
         finally:
-            os.close(fd)
-        os.rename(base + _RES + _TMP, base + _RES)
+            self.release()
 
-    def result(self) -> bytes | None:
-        """The reply a leader left for this request, if any."""
+    def wake(self) -> None:
+        """Wake the writer without an answer: it takes the lock and appends the rest itself."""
+        if self.gone:
+            return
         try:
-            fd = os.open(f"{self.spool.dir}{self.name}{_RES}", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            return _read_all(fd)
+            os.write(self.fd, _NO_ANSWER)
+        except OSError:
+            pass  # it is gone, or its FIFO is full of wake-ups already
         finally:
-            os.close(fd)
+            self.release()
+
+    def release(self) -> None:
+        """Close the leader's write end (the writer's request stays for another leader)."""
+        if not self.gone:
+            self.gone = True
+            os.close(self.fd)
+
+    # -- the waiting writer's side --------------------------------------------------------
+    def wait(self, timeout: float) -> bytes | None:
+        """Sleep until woken (or `timeout`); the answer, b"" if woken without one, None if not woken."""
+        while b"\n" not in self._buf:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return None
+            self._buf += os.read(self.fd, 1 << 16)
+        line, _, self._buf = self._buf.partition(b"\n")
+        if line + b"\n" == _IN_FILE:
+            with open(f"{self.spool.dir}{self.name}{_RES}", "rb") as f:
+                return f.read()
+        return line
 
     def withdraw(self) -> None:
-        """Remove the request (and its reply): read, or about to be appended by its own writer."""
+        """Remove the request and its files: answered, or about to be appended by its own writer."""
         if self.gone:
             return
         self.gone = True
         base = f"{self.spool.dir}{self.name}"
-        for path in (base + _REQ, base + _RES):  # the request first: a reply alone is swept
+        for suffix in (_REQ, _RES, _FIFO):  # the request first: no leader takes it any more
             try:
-                os.unlink(path)
+                os.unlink(base + suffix)
             except FileNotFoundError:
                 pass
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        os.close(self.fd)
 
 
 class Spool:
-    """The `spool/` directory of one ledger directory, and its owner's writing section."""
+    """The `spool/` directory of one ledger directory."""
 
     def __init__(self, path: Path, host: SpoolHost) -> None:
         self.path = path
@@ -121,94 +155,94 @@ class Spool:
         """The writing section if it is free now (a writer that gets it never spools)."""
         return self.host.try_writing()
 
+    def sync(self) -> None:
+        self.host.sync()
+
     def submit(self, payload: bytes) -> Request | None:
         """Leave a request; None when it could not be written (the writer then queues for the lock)."""
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
-        tmp = f"{self.dir}{name}{_REQ}{_TMP}"
+        base = f"{self.dir}{name}"
         fd: int | None = None
         try:
             if not self._made:
                 self.path.mkdir(exist_ok=True)
                 self._made = True
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held while we wait: tells a leader we are alive
-            write_all(fd, payload)
-            os.rename(tmp, f"{self.dir}{name}{_REQ}")
+            os.mkfifo(base + _FIFO, 0o600)
+            fd = os.open(base + _FIFO, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)  # held: we are alive
+            tmp = os.open(base + _REQ + _TMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                write_all(tmp, payload)
+            finally:
+                os.close(tmp)
+            os.rename(base + _REQ + _TMP, base + _REQ)
         except OSError:
+            for suffix in (_REQ + _TMP, _FIFO):
+                try:
+                    os.unlink(base + suffix)
+                except OSError:
+                    pass
             if fd is not None:
                 os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             return None
         return Request(self, name, payload, fd)
 
-    def wait(self) -> None:
-        """Block until the current leader has left the writing section."""
-        self.host.await_writer()
-
-    def sync(self) -> None:
-        self.host.sync()
-
     def pending(self) -> list[Request]:
-        """In the writing section: the requests of live followers not answered yet, oldest
-        first. What killed writers left (their requests, replies, temp files) is removed."""
+        """In the writing section: the requests of live writers, oldest first (each holding a
+        write end of its FIFO until answered or released). What dead writers left is removed."""
         try:
-            names = set(os.listdir(self.path))
+            names = os.listdir(self.path)
         except FileNotFoundError:
             return []
         found: list[Request] = []
-        stale = time.time_ns() - _STALE_NS
+        waiting = {n[: -len(_FIFO)] for n in names if n.endswith(_FIFO)}
         for entry in sorted(names):
-            base = entry.removesuffix(_TMP)
-            if entry.endswith(_RES + _TMP) or (entry.endswith(_RES) and base[: -len(_RES)] + _REQ not in names):
-                self._remove(entry)  # a dead leader's half reply, or a reply its follower has read
-            elif base.endswith(_REQ):
-                name = base[: -len(_REQ)]
-                answered = f"{name}{_RES}" in names
-                if answered and _born(name) > stale:
-                    continue  # its writer is picking the reply up
-                payload = self._read_live(entry)
-                if payload is None:  # its writer is gone: nobody waits for it
-                    self._remove(entry)
-                    self._remove(f"{name}{_RES}")
-                elif entry == base and not answered:
-                    found.append(Request(self, name, payload))
+            if not entry.endswith(_FIFO):
+                if entry.partition(".")[0] not in waiting:  # left behind by a writer that is gone
+                    self._remove(entry.partition(".")[0])
+                continue
+            name = entry[: -len(_FIFO)]
+            base = f"{self.dir}{name}"
+            try:
+                fd = os.open(base + _FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno in (errno.ENXIO, errno.ENOENT):  # nobody holds it: its writer is gone
+                    self._remove(name)
+                    continue
+                raise
+            try:
+                with open(base + _REQ, "rb") as f:
+                    payload = f.read()
+            except FileNotFoundError:  # not published yet, or answered and being withdrawn
+                os.close(fd)
+                continue
+            found.append(Request(self, name, payload, fd))
         return found
 
-    def _read_live(self, entry: str) -> bytes | None:
-        """The file's bytes if its writer still holds its flock (is alive and waiting), else None."""
+    def waiting(self) -> int:
+        """How many requests are waiting (cheap: one listing)."""
         try:
-            fd = os.open(self.dir + entry, os.O_RDONLY | os.O_CLOEXEC)
+            return sum(n.endswith(_REQ) for n in os.listdir(self.path))
         except FileNotFoundError:
-            return None
+            return 0
+
+    def wake_first(self) -> None:
+        """Wake the oldest waiting writer without an answer, so that it takes the lock and
+        leads: what a leader does once it has let go (requests may have come after it looked)."""
         try:
+            names = sorted(n for n in os.listdir(self.path) if n.endswith(_REQ))
+        except FileNotFoundError:
+            return
+        for entry in names:
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pass  # held: alive
-            else:
-                return None
-            return _read_all(fd)
-        finally:
-            os.close(fd)
+                fd = os.open(f"{self.dir}{entry[: -len(_REQ)]}{_FIFO}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue  # its writer is gone: the next leader sweeps it
+            Request(self, entry[: -len(_REQ)], b"", fd).wake()
+            return
 
-    def _remove(self, entry: str) -> None:
-        try:
-            os.unlink(self.dir + entry)
-        except FileNotFoundError:
-            pass
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _born(name: str) -> int:
-    """When a request was made (the time its name starts with), in ns; 0 if unreadable."""
-    stamp = name.partition("-")[0]
-    return int(stamp) if stamp.isdigit() else 0
+    def _remove(self, name: str) -> None:
+        for suffix in (_REQ + _TMP, _REQ, _RES + _TMP, _RES, _FIFO):
+            try:
+                os.unlink(f"{self.dir}{name}{suffix}")
+            except FileNotFoundError:
+                pass
