@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..log.checkpoint import CheckpointAudit, load_latest
+from .facts import IndexAudit
 from ..log.codec import ENVELOPE_KEYS, genesis_prev
 from ..domain.config import LedgerConfig
 from ..errors import CheckFailed, CorruptLogError, InvalidInputError
@@ -25,6 +26,7 @@ from ..domain.state import DomainError, State
 
 
 _ENVELOPE_SIZE = len(ENVELOPE_KEYS)
+_ENVELOPE_KEY_SET = frozenset(ENVELOPE_KEYS)
 
 
 def apply_recorded(state: State, ev: dict[str, Any]) -> None:
@@ -63,20 +65,18 @@ def apply_recorded(state: State, ev: dict[str, Any]) -> None:
 
 def committed_fields(ev: dict[str, Any]) -> dict[str, Any]:
     """A committed envelope (as a store's scan yields it) as `Ledger.read` and `to_arrow` return
-    it: the ten keys in docs/FORMAT.md §3.1 order, `txn` a tuple, the payload upcast.
+    it: the ten keys in docs/FORMAT.md §3.1 order, `txn` a tuple, the payload upcast."""
+    check_envelope_keys(ev)
+    seq, event_type, v = ev["seq"], ev["type"], ev["v"]
+    return {"seq": seq, "id": ev["id"], "type": event_type, "v": v, "at": ev["at"], "by": ev["by"],
+            "txn": tuple(ev["txn"]), "data": upcast(event_type, v, ev["data"], seq), "prev": ev["prev"],
+            "hash": ev["hash"]}
 
-    Anything but exactly the ten keys is corruption at the event's seq, as in the fold.
-    """
-    seq = ev["seq"]
-    if len(ev) != _ENVELOPE_SIZE:
+
+def check_envelope_keys(ev: dict[str, Any]) -> None:
+    """Anything but exactly the ten envelope keys is corruption at the event's seq."""
+    if ev.keys() != _ENVELOPE_KEY_SET:
         raise _bad_envelope(ev)
-    try:
-        event_type, v = ev["type"], ev["v"]
-        return {"seq": seq, "id": ev["id"], "type": event_type, "v": v, "at": ev["at"], "by": ev["by"],
-                "txn": tuple(ev["txn"]), "data": upcast(event_type, v, ev["data"], seq), "prev": ev["prev"],
-                "hash": ev["hash"]}
-    except KeyError:
-        raise _bad_envelope(ev) from None
 
 
 def _bad_envelope(ev: dict[str, Any]) -> CorruptLogError:
@@ -191,14 +191,25 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
 
 
 def check_checkpoints(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
-                      progress: Progress | None = None) -> Replayed:
-    """Replay from seq 1 (up to `as_of`), comparing every checkpoint passed on the way with the
-    replayed state; raise CheckFailed naming the first that disagrees (and how many do).
-    Nothing is removed: a disagreeing checkpoint is evidence, and the operator decides."""
+                      progress: Progress | None = None, index: bool = False) -> Replayed:
+    """Replay from seq 1 (up to `as_of`), comparing every checkpoint passed on the way -- and,
+    with `index`, the writers' index at the boundary it records -- with the replayed state;
+    raise CheckFailed naming the first that disagrees (and how many do). Nothing is removed:
+    a disagreeing checkpoint or index is evidence, and the operator decides."""
     audit = CheckpointAudit(store, config)
-    folded = replay(store, config, as_of, use_checkpoints=False, progress=progress, on_boundary=audit)
+    index_audit = IndexAudit(store.index_path() if index else None, config)
+
+    def on_boundary(state: State, pos: Position) -> None:
+        audit(state, pos)
+        index_audit(state, pos)
+
+    try:
+        folded = replay(store, config, as_of, use_checkpoints=False, progress=progress, on_boundary=on_boundary)
+    finally:
+        index_audit.close()
     audit.finish(folded.state.seq)
-    if audit.problems:
-        more = f" (and {len(audit.problems) - 1} more)" if len(audit.problems) > 1 else ""
-        raise CheckFailed(f"{audit.problems[0]}{more}; nothing was removed: move it away once examined")
+    problems = audit.problems + ([index_audit.problem] if index_audit.problem else [])
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckFailed(f"{problems[0]}{more}; nothing was removed: move it away once examined")
     return folded
