@@ -263,17 +263,19 @@ class Ledger:
                 if seqs is not None:
                     return seqs
                 section = self.store.writing() if answer else spool.try_lead()
-            with section:
-                if request is not None:
-                    answer = request.wait(0)  # answered just before the section came free?
-                    seqs = decode_result(answer) if answer else None
-                    if seqs is not None:
-                        return seqs
-                    request.withdraw()  # in the section: no leader takes it from here on
-                    batch = batch.respooled()  # a killed leader may have written it
-                seqs = self._lead(batch, spool)
-            spool.wake_first()  # requests that came after our last look: their writers lead next
-            return seqs
+            try:
+                with section:
+                    if request is not None:
+                        answer = request.wait(0)  # answered just before the section came free?
+                        seqs = decode_result(answer) if answer else None
+                        if seqs is not None:
+                            return seqs
+                        request.withdraw()  # in the section: no leader takes it from here on
+                        batch = batch.respooled()  # a killed leader may have written it
+                    batch.events  # our own schema errors before anything (the index, a tail cut) is written
+                    return self._lead(batch, spool)
+            finally:
+                spool.wake_first()  # requests that came after our last look: their writers lead next
         finally:
             if request is not None:
                 request.withdraw()
