@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,32 @@ def test_eight_writers_get_gapless_seqs_a_whole_chain_and_each_its_own_seqs(tmp_
         assert all(ids[seq] == event_id for event_id, seq in pairs)
     assert Ledger.open(path).verify().events == 8 * n
     _spool_is_empty(path)
+
+
+def test_waiting_works_with_descriptor_numbers_past_fd_setsize(tmp_path: Path) -> None:
+    """A long-running process may hold more than 1024 descriptors: a waiting writer's FIFO then
+    gets a number select() refuses (it used to fail the append with ValueError)."""
+    padding = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        path = Ledger.init(tmp_path / "l").path
+        errors: list[BaseException] = []
+
+        def writer(w: int) -> None:
+            try:
+                led = Ledger.open(path)
+                for b in range(20):
+                    led.append([{"type": "generation.created", "data": {
+                        "cohort_id": "c", "stage": "draft", "gen_id": f"g{w}-{b}", "template_id": "t"}}])
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert Ledger.open(path).verify().events == 6 * 20
+    finally:
+        for fd in padding:
+            os.close(fd)
