@@ -31,7 +31,8 @@ def build(ledger: str, out: str, full: bool) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "maxrss_kib": _maxrss_kib(), "seq": report.seq,
             "checkpoint_seq": report.checkpoint_seq, "events_folded": report.events_folded,
-            "checkpoint_written": report.checkpoint_written}
+            "checkpoint_written": report.checkpoint_written, "patched_from": report.patched_from,
+            "written": report.written}
 
 
 def phases(ledger: str, out: str, scratch: str) -> dict[str, Any]:

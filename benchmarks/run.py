@@ -341,7 +341,8 @@ def run(n: int, work: Path, repeat: int, samples: int) -> dict[str, Any]:
         res["incremental_build"] = {"new_events": len(tail), "seconds": inc, "runs": [b["seconds"] for b in incs],
                                     "vs_full": inc / full, "events_folded": incs[-1]["events_folded"],
                                     "checkpoint_seq": incs[-1]["checkpoint_seq"],
-                                    "checkpoint_written": incs[-1]["checkpoint_written"]}
+                                    "checkpoint_written": incs[-1]["checkpoint_written"],
+                                    "patched_from": incs[-1].get("patched_from"), "written": incs[-1].get("written")}
         log(f"incremental build after {len(tail):,} new events (1%): {inc:.3f} s ({inc / full:.1%} of a full build)")
         noops = [child("build", str(path), str(work / "out" / f"inc{repeat - 1}")) for _ in range(repeat)]
         noop = min(noops, key=lambda b: b["seconds"])

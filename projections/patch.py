@@ -7,20 +7,22 @@ in the rows the events S+1..H name: an event changes the manifest row of the gen
 the membership row of the (cohort, gen) it names, and besides those only the rename state
 and the list of known cohorts. So this build
 
-1. takes the out dir's lock, reads `_projection.json` and checks that every file it lists
-   still holds the bytes it recorded (else: a full render, `projections/build.py`);
-2. catches the writers' index up to the log's end in memory (`Ledger.index_at_end`, in the
-   store's writing section; nothing is written to the index): that folds every event the
-   index has not absorbed yet through the reference rules (`State.apply` over the index,
-   ledger/app/facts.py), so a rule-breaking event is reported exactly as the fold reports
-   it, and nothing is written;
-3. scans the log from a batch boundary the index recorded at or before S to the index's
-   position H (every line's chain verified), checks that (S, hash) closes a batch there,
-   and collects the gen ids and (cohort, gen) pairs the events S+1..H name;
-4. reads the previous `manifest.parquet` and `membership.parquet`, drops the rows of those
-   keys, adds their rows as of H from the caught-up index (the same facts as the reference
-   state, tests/test_facts.py), puts them in place without re-sorting
-   (`order.merged`), and renders again only the CSVs of the cohorts whose rows were named.
+1. takes the out dir's lock, reads `_projection.json` and the two Parquet files it lists,
+   checking their sha256 (else: a full render, `projections/build.py`);
+2. catches the writers' index up to the log's end H in memory (`Ledger.index_at_end`, a
+   read-only connection in the store's writing section; nothing is written to the index):
+   that folds every event the index has not absorbed yet through the reference rules
+   (`State.apply` over the index, ledger/app/facts.py), so a rule-breaking event is reported
+   exactly as the fold reports it, and nothing is written;
+3. scans the log from a batch boundary at or before S (`Ledger.read_start`: one the index
+   recorded, else seq 1) to H, every line's chain verified, checks that (S, hash) closes a
+   batch there, and collects the gen ids and (cohort, gen) pairs the events S+1..H name,
+   then looks their rows as of H up in the caught-up index (the same facts as the reference
+   state, tests/test_facts.py) before leaving the writing section;
+4. checks the sha256 of the CSVs that stay, drops the rows of the named keys from the
+   previous tables, adds their rows as of H, puts them in place without sorting again
+   (`order.merged`), and renders again only the CSVs of the cohorts whose rows were named
+   and of new cohorts; only files whose bytes changed are written.
 
 The result is byte-identical to a full build of the same log (tests/test_patch.py checks it
 against `build --full` on random logs and split points). Events S+1..index position were
@@ -114,14 +116,20 @@ def patch(ledger: Ledger, out_path: Path, lock_timeout: float) -> Patched | None
             if named is None:
                 return None
             rows = _rows(state, named)
-        files, kept, about = _render(base, named, rows, ledger.config.stages)
-        changes = replace_locked(out, files, end.seq, end.hash, about, kept)
+        known = set(base.cohorts) | rows.cohorts
+        redo = sorted((set(named.pairs) & known) | (known - set(base.cohorts)))
+        kept = {rel: digest for rel, digest in base.files.items()
+                if rel not in (MANIFEST_FILE, MEMBERSHIP_FILE, *map(cohort_csv_path, redo))}
+        if not intact(out, {"files": kept}):  # a CSV someone changed: a full render puts it right
+            return None
+        files = _render(base, named, rows, redo, ledger.config.stages)
+        changes = replace_locked(out, files, end.seq, end.hash, projection_about(rows.key_names, known), kept)
     return Patched(end, changes, base.seq, end.seq - base.seq)
 
 
 def _base(out: OutDir) -> _Base | None:
-    """The previous build's record and tables, if it was a build of a whole log whose every
-    file still holds the bytes it recorded."""
+    """The previous build's record and tables, if its Parquet files still hold the bytes it
+    recorded (its CSVs are checked once it is known which of them stay)."""
     record = owned(out)
     if record is None or record["seq"] is None:
         return None
@@ -137,14 +145,13 @@ def _base(out: OutDir) -> _Base | None:
         data = out.read(rel)
         if data is None or sha256_hex(data) != files[rel]:
             return None
-        return pq.ParquetFile(pa.BufferReader(data)).read().replace_schema_metadata(None)
+        return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False).replace_schema_metadata(None)
 
     with ThreadPoolExecutor(1) as other:  # the two files decode on two cores
         later = other.submit(table, MANIFEST_FILE)
         membership = table(MEMBERSHIP_FILE)
         manifest = later.result()
-    if manifest is None or membership is None or not intact(out, {"files": {
-            rel: d for rel, d in files.items() if rel not in (MANIFEST_FILE, MEMBERSHIP_FILE)}}):
+    if manifest is None or membership is None:
         return None
     key_names = {k: tuple(names[k]) for k in METADATA_KEYS}
     if manifest.schema != manifest_schema(key_names) or membership.schema != MEMBERSHIP_SCHEMA:
@@ -218,12 +225,9 @@ def _rows_of(table: pa.Table, gen_ids: set[str], pairs: Mapping[str, set[str]] |
     return [row for row, cohort_id, gen_id in zip(rows, cohorts, gens) if gen_id in pairs.get(cohort_id, ())]
 
 
-def _render(base: _Base, named: _Named, rows: _Rows,
-            stages: tuple[str, ...]) -> tuple[dict[str, bytes], dict[str, str], dict[str, Any]]:
-    """The files that may change (path -> bytes), the files kept (path -> recorded sha256),
-    and `_projection.json`'s facts, for the log at the end the rows were read at."""
+def _render(base: _Base, named: _Named, rows: _Rows, redo: list[str], stages: tuple[str, ...]) -> dict[str, bytes]:
+    """The files that may change, path -> bytes: both Parquet files and the CSVs of `redo`."""
     gens = rows.gens
-    known = set(base.cohorts) | rows.cohorts
 
     def manifest() -> bytes:
         table = merged(base.manifest, manifest_rows((gens[g] for g in sorted(gens)), base.key_names), stages, (),
@@ -232,15 +236,15 @@ def _render(base: _Base, named: _Named, rows: _Rows,
 
     with ThreadPoolExecutor(1) as other:  # the manifest on another core meanwhile
         manifest_bytes = other.submit(manifest)
-        files = _membership_files(base, named, gens, rows.members, known, stages)
+        files = _membership_files(base, named, gens, rows.members, redo, stages)
         files[MANIFEST_FILE] = manifest_bytes.result()
-    kept = {rel: digest for rel, digest in base.files.items() if rel not in files}
-    return files, kept, projection_about(rows.key_names, known)
+    return files
 
 
 def _membership_files(base: _Base, named: _Named, gens: Mapping[str, Generation], active: Mapping[str, dict[str, int]],
-                      known: set[str], stages: tuple[str, ...]) -> dict[str, bytes]:
-    """`membership.parquet` and the CSVs of the cohorts whose rows were named or that are new."""
+                      redo: list[str], stages: tuple[str, ...]) -> dict[str, bytes]:
+    """`membership.parquet` and the CSVs of the cohorts of `redo` (those whose rows were
+    named, and the new ones)."""
     cohort_ids: list[str] = []
     members: list[Generation] = []
     added: list[int] = []
@@ -253,7 +257,7 @@ def _membership_files(base: _Base, named: _Named, gens: Mapping[str, Generation]
     membership = merged(base.membership, membership_rows(cohort_ids, members, added), stages, ("cohort_id",),
                         _rows_of(base.membership, pair_gens, named.pairs))
     files = {MEMBERSHIP_FILE: parquet_bytes(membership)}
-    for cohort_id in sorted((set(named.pairs) & known) | (known - set(base.cohorts))):
+    for cohort_id in redo:
         start, stop = leading_span(membership, "cohort_id", cohort_id)
         files.update(cohort_csvs({cohort_id: stop - start}, membership.slice(start, stop - start)))
     return files

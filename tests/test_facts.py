@@ -13,13 +13,17 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_reliability_stateful import client_ids, events, with_id
 
-from ledger import Ledger, LedgerError
+from ledger import CheckFailed, Ledger, LedgerError
+from ledger.app.replay import check_checkpoints
 from ledger.log.file_store import FileLogStore
 from ledger.domain.state import State
+
+from helpers.builders import run_cli
 
 
 def outcome(ledger: Ledger, batch: list[dict[str, Any]]) -> Any:
@@ -87,6 +91,7 @@ def test_the_index_decides_like_the_reference_fold(tmp_path_factory: Any, plan: 
             assert outcome(indexed, batch) == outcome(reference, batch)
         assert indexed._state is None  # the index path was the one exercised
         assert index_facts(indexed.path) == state_facts(Ledger.open(indexed.path).state)
+        check_checkpoints(indexed.store, indexed.config, index=True)  # the audit agrees: every column, every row
     finally:
         indexed.close()
         reference.close()
@@ -146,3 +151,27 @@ def test_an_index_of_a_rewritten_log_is_not_used(tmp_path: Path) -> None:
                                                                  "reason": "dropped"}}]) == [7]
     fresh.close()
     assert index_facts(led.path) == state_facts(Ledger.open(led.path).state)
+
+
+@pytest.mark.parametrize("tamper, named", [
+    ("UPDATE gens SET template_id = 'forged' WHERE gen_id = 'A3'", "differs in the gens row of 'A3'"),
+    ("DELETE FROM members WHERE gen_id = 'A4'", "the members row of ('A', 'A4')"),
+    ("INSERT INTO event_ids VALUES ('planted', 2)", "has an extra the event_ids row of 'planted'"),
+    ("UPDATE cohorts SET sealed_seq = 1 WHERE cohort_id = 'A'", "differs in the cohorts row of 'A'"),
+])
+def test_verify_checkpoints_names_an_index_that_is_not_the_fold(tmp_path: Path, tamper: str, named: str) -> None:
+    """A writer trusts the index at its boundary; `verify --checkpoints` is what checks that trust."""
+    ledger = Ledger.init(tmp_path / "l")
+    _grow(ledger, "A", 10)
+    ledger.generation("A1")  # the index is at the log's end
+    check_checkpoints(ledger.store, ledger.config, index=True)
+    db = sqlite3.connect(index_file(ledger.path))
+    db.execute(tamper)
+    db.commit()
+    db.close()
+    with pytest.raises(CheckFailed, match="writers' index") as found:
+        check_checkpoints(ledger.store, ledger.config, index=True)
+    assert named in str(found.value) and "at seq 11" in str(found.value)
+    check_checkpoints(ledger.store, ledger.config)  # without `index`, checkpoints only
+    out = run_cli("verify", "--checkpoints", ledger=ledger.path)
+    assert out.returncode == 1 and named in out.stderr.decode()

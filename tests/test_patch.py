@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import event as statistic
 from hypothesis import strategies as st
 from test_facts import PRELUDE, batches
 
@@ -55,7 +56,7 @@ def checkpoint_path_build(ledger: Path, out: Path, monkeypatch: pytest.MonkeyPat
         return build(ledger, out)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=batches, splits=st.lists(st.integers(0, 20), min_size=1, max_size=3, unique=True))
 def test_patched_builds_equal_full_builds(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
                                           plan: list[list[dict[str, Any]]], splits: list[int]) -> None:
@@ -64,7 +65,7 @@ def test_patched_builds_equal_full_builds(tmp_path_factory: pytest.TempPathFacto
     ledger = Ledger.init(path)
     ledger.append(PRELUDE)
     patched, folded = root / "patched", root / "folded"
-    done = 0
+    done, patches = 0, 0
     for split in sorted({*splits, len(plan)}):
         append_all(ledger, plan[done:split])
         done = split
@@ -73,8 +74,10 @@ def test_patched_builds_equal_full_builds(tmp_path_factory: pytest.TempPathFacto
         full = build(path, root / f"full-{split}", full=True)
         if before.patched_from is None and not before.up_to_date:  # only the first build renders
             assert split == min({*splits, len(plan)})
+        patches += before.patched_from is not None
         assert (before.seq, before.hash) == (after_fold.seq, after_fold.hash) == (full.seq, full.hash)
         assert files_of(patched) == files_of(folded) == files_of(root / f"full-{split}")
+    statistic(f"patched builds: {min(patches, 2)}{'+' if patches > 2 else ''}")
     ledger.close()
 
 
@@ -168,3 +171,28 @@ def test_the_patch_declines_what_it_cannot_trust(tmp_path: Path) -> None:
         os.unlink(path / "index" / name)
     assert build(path, out).patched_from is None
     assert files_of(out) == files_of(Path(build(path, tmp_path / "full2", full=True).out_dir))
+
+
+def test_renames_removals_and_new_cohorts_between_builds(tmp_path: Path) -> None:
+    """Each kind of change a patch applies, one build after another: a key renamed (alias,
+    then final), a removal, a reuse into a new cohort, an empty new cohort, a seal."""
+    path = tmp_path / "ledger"
+    ledger = Ledger.init(path)
+    ledger.append(cohort_events("alpha", 3) + [created("alpha", "essay", "alpha-e0", parent="alpha-d0")])
+    out = tmp_path / "out"
+    steps = [
+        [event("metadata.key_renamed", old_key="template_id", new_key="template", phase="alias")],
+        [event("generation.removed", cohort_id="alpha", stage="draft", gen_id="alpha-d1", reason="bad")],
+        [event("generation.reused", cohort_id="beta", stage="draft", gen_id="alpha-d2", reason="manual"),
+         event("cohort.opened", cohort_id="empty")],
+        [event("metadata.key_renamed", old_key="template_id", new_key="template", phase="final")],
+        [event("cohort.sealed", cohort_id="beta")],
+    ]
+    assert build(path, out).patched_from is None
+    for i, batch in enumerate(steps):
+        ledger.append(batch)
+        report = build(path, out)
+        assert report.patched_from is not None
+        full = build(path, tmp_path / f"full-{i}", full=True)
+        assert files_of(out) == files_of(Path(full.out_dir)), f"after step {i}"
+    ledger.close()

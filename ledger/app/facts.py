@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from itertools import zip_longest
 import operator
 import os
 import sqlite3
@@ -274,6 +275,25 @@ class FactsSnapshot:
                                 (cohort_id, stage))
         return [gid for (gid,) in rows]
 
+    def meta(self) -> dict[str, str]:
+        """Which ledger and index format it belongs to."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key IN ('format', 'version', 'ledger_id')")
+        return dict(rows.fetchall())
+
+    def disagreement(self, state: State) -> str | None:
+        """The first fact in which this index differs from `state` (folded to its position), or None."""
+        for table, expected in state_rows(state).items():
+            found = self._db.execute(f"SELECT * FROM {table} ORDER BY {_KEY_ORDER[table]}")
+            for want, got in zip_longest(expected, found):
+                if want != got:
+                    key = (want or got)[:2] if table == "members" else (want or got)[_GEN_KEY if table == "gens" else 0]
+                    what = "lacks" if got is None else "has an extra" if want is None else "differs in"
+                    return f"{what} the {table} row of {key!r}"
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'key_names'").fetchone()
+        if row is None or orjson.loads(row[0]) != orjson.loads(orjson.dumps(state.key_names)):
+            return "differs in the rename state"
+        return None
+
     def close(self) -> None:
         self._db.close()
 
@@ -375,7 +395,13 @@ class FactIndex:
         in the store's writing section, right after catching the index up)."""
         if not self.path.exists():
             return None
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # read-only when this handle is: a read-write connection may checkpoint the WAL when it
+        # closes, which rewrites the file (an audit writes nothing into the ledger)
+        where = f"{self.path.as_uri()}?mode=ro" if self.read_only else str(self.path)
+        try:
+            db = sqlite3.connect(where, uri=self.read_only, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError:
+            return None
         try:
             db.execute("BEGIN")
             row = db.execute("SELECT value FROM meta WHERE key = 'position'").fetchone()  # pins the snapshot
@@ -443,15 +469,8 @@ class FactIndex:
             db.executescript(_SCHEMA)
             db.execute("BEGIN")
             # rows in key order: appending to each B-tree is several times faster than random inserts
-            gens = state.generations
-            db.executemany("INSERT INTO gens VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                           (_gen_row(gens[g]) for g in sorted(gens)))
-            db.executemany("INSERT INTO cohorts VALUES (?,?,?,?,?)", map(_cohort_row, state.cohorts.values()))
-            db.executemany("INSERT INTO members VALUES (?,?,?,?)",
-                           ((c.cohort_id, gid, gens[gid].stage, c.members[gid])
-                            for c in sorted(state.cohorts.values(), key=lambda c: c.cohort_id)
-                            for gid in sorted(c.members)))
-            db.executemany("INSERT INTO event_ids VALUES (?,?)", sorted(state.event_ids.items()))
+            for table, rows in state_rows(state).items():
+                db.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * _COLUMNS[table])})", rows)
             db.execute(_INDEXES)
             db.executemany("INSERT INTO boundaries VALUES (?,?)", [(b.seq, _position_json(b)) for b in boundaries])
             db.executemany("INSERT INTO meta VALUES (?,?)", [
@@ -468,6 +487,66 @@ class FactIndex:
         for stale in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
             stale.unlink(missing_ok=True)
         os.replace(tmp, self.path)
+
+
+#: the fact tables: their column counts, and the order of their keys
+_COLUMNS = {"gens": len(_GEN_FIELDS), "cohorts": 5, "members": 4, "event_ids": 2}
+_KEY_ORDER = {"gens": "gen_id", "cohorts": "cohort_id", "members": "cohort_id, gen_id", "event_ids": "id"}
+
+
+def state_rows(state: State) -> dict[str, Iterator[tuple[Any, ...]]]:
+    """Each fact table's rows for a fully folded `state`, in key order: what `rebuild` inserts
+    and what `IndexAudit` expects to read back."""
+    gens = state.generations
+    cohorts = sorted(state.cohorts.values(), key=operator.attrgetter("cohort_id"))
+    return {
+        "gens": (_gen_row(gens[g]) for g in sorted(gens)),
+        "cohorts": map(_cohort_row, cohorts),
+        "members": ((c.cohort_id, gid, gens[gid].stage, c.members[gid]) for c in cohorts for gid in sorted(c.members)),
+        "event_ids": iter(sorted(state.event_ids.items())),
+    }
+
+
+class IndexAudit:
+    """`verify --checkpoints` for the writers' index: is it the fold, where writers would trust it?
+
+    The index is pinned (a read transaction) when the audit starts, so writers may go on. Call
+    it at every batch boundary of a replay from seq 1 (`replay(..., on_boundary=)`); when the
+    replay reaches the boundary the index records, every row of every fact table and the rename
+    state are compared with the replayed state, and `problem` names the first difference. An
+    index that writers would not use (another ledger's, another format, a boundary the log does
+    not have: they rebuild it) is no problem. It only reads.
+    """
+
+    def __init__(self, path: Path | None, config: LedgerConfig) -> None:
+        self.path = path
+        self.problem: str | None = None
+        self._snapshot: FactsSnapshot | None = None
+        if path is not None:
+            snapshot = FactIndex(path, config, read_only=True).snapshot()
+            if snapshot is not None and snapshot.meta() == {"format": FORMAT, "version": str(VERSION),
+                                                            "ledger_id": config.ledger_id}:
+                self._snapshot = snapshot
+            elif snapshot is not None:
+                snapshot.close()
+
+    def __call__(self, state: State, pos: Position) -> None:
+        snapshot = self._snapshot
+        if snapshot is None or pos.seq != snapshot.position.seq:
+            return
+        self._snapshot = None
+        try:
+            if pos.hash == snapshot.position.hash:
+                self.problem = snapshot.disagreement(state)
+        finally:
+            snapshot.close()
+        if self.problem is not None:
+            self.problem = f"the writers' index ({self.path}) {self.problem} at seq {pos.seq}"
+
+    def close(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.close()
+            self._snapshot = None
 
 
 def _cohort_row(c: Cohort) -> tuple[Any, ...]:

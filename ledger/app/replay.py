@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..log.checkpoint import CheckpointAudit, load_latest
+from .facts import IndexAudit
 from ..log.codec import ENVELOPE_KEYS, genesis_prev
 from ..domain.config import LedgerConfig
 from ..errors import CheckFailed, CorruptLogError, InvalidInputError
@@ -190,14 +191,25 @@ def replay(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
 
 
 def check_checkpoints(store: LogStore, config: LedgerConfig, as_of: AsOf = None,
-                      progress: Progress | None = None) -> Replayed:
-    """Replay from seq 1 (up to `as_of`), comparing every checkpoint passed on the way with the
-    replayed state; raise CheckFailed naming the first that disagrees (and how many do).
-    Nothing is removed: a disagreeing checkpoint is evidence, and the operator decides."""
+                      progress: Progress | None = None, index: bool = False) -> Replayed:
+    """Replay from seq 1 (up to `as_of`), comparing every checkpoint passed on the way -- and,
+    with `index`, the writers' index at the boundary it records -- with the replayed state;
+    raise CheckFailed naming the first that disagrees (and how many do). Nothing is removed:
+    a disagreeing checkpoint or index is evidence, and the operator decides."""
     audit = CheckpointAudit(store, config)
-    folded = replay(store, config, as_of, use_checkpoints=False, progress=progress, on_boundary=audit)
+    index_audit = IndexAudit(store.index_path() if index else None, config)
+
+    def on_boundary(state: State, pos: Position) -> None:
+        audit(state, pos)
+        index_audit(state, pos)
+
+    try:
+        folded = replay(store, config, as_of, use_checkpoints=False, progress=progress, on_boundary=on_boundary)
+    finally:
+        index_audit.close()
     audit.finish(folded.state.seq)
-    if audit.problems:
-        more = f" (and {len(audit.problems) - 1} more)" if len(audit.problems) > 1 else ""
-        raise CheckFailed(f"{audit.problems[0]}{more}; nothing was removed: move it away once examined")
+    problems = audit.problems + ([index_audit.problem] if index_audit.problem else [])
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckFailed(f"{problems[0]}{more}; nothing was removed: move it away once examined")
     return folded

@@ -139,7 +139,7 @@ def log(from_seq: int, types: tuple[str, ...], cohort: str | None, fmt: str, out
 @click.option("--expect", "expects", multiple=True, metavar="SEQ:HASH",
               help="Fail (exit 1) unless event SEQ still has this hash (repeatable). Keep pins outside the ledger.")
 @click.option("--checkpoints", is_flag=True,
-              help="Also replay from seq 1 and compare every checkpoint with the replayed state.")
+              help="Also replay from seq 1 and compare every checkpoint and the writers' index with the replayed state.")
 @json_option
 def verify(expect_head: str | None, expects: tuple[str, ...], checkpoints: bool, as_json: bool) -> None:
     """Check the whole hash chain; print the head seq and hash.
@@ -151,7 +151,7 @@ def verify(expect_head: str | None, expects: tuple[str, ...], checkpoints: bool,
     report = ledger.verify()
     check_pins(ledger, pins)
     if checkpoints:
-        check_checkpoints(ledger.store, ledger.config)
+        check_checkpoints(ledger.store, ledger.config, index=True)
     info = {"ok": True, "seq": report.head.seq, "hash": report.head.hash, "events": report.events,
             "tail_bytes": report.tail.bytes, "tail_lines": report.tail.lines}
     if expect_head is not None and expect_head.lower() != report.head.hash:
