@@ -290,7 +290,7 @@ class Ledger:
             except _LostRace:
                 continue  # a writer that ignores the lock appended: catch up, re-validate, retry
         deadline = time.monotonic() + LEAD_SECONDS
-        while spool is not None and time.monotonic() < deadline:
+        while spool is not None and took and time.monotonic() < deadline:  # rounds only under contention
             if not self._gathered(spool, took):
                 break
             try:
