@@ -11,13 +11,11 @@ by a crashed writer is moved to `events.jsonl.torn-<n>` before anything is appen
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import re
 import secrets
 import shutil
 import tempfile
-import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -25,6 +23,7 @@ from typing import Callable, TypeVar
 import orjson
 
 from ..errors import CorruptLogError, InvalidInputError, LedgerEnvironmentError, NotALedgerError
+from .flock import ProcessLock
 from .fsio import atomic_write, create_temp, environment_error, fsync_dir, write_all
 from .scan import LogScan, LogScanner, NothingNew, Position, Tail, closes_batch
 from .spool import SPOOL_DIR, Spool
@@ -59,20 +58,14 @@ class FileLogStore(LogStore):
         self.path = Path(path)
         self.location = str(self.path)
         self.log_path = self.path / LOG_FILE
-        self._mutex = threading.RLock()  # threads sharing this store share one lock fd
-        self._depth = 0
-        self._lock_fd: int | None = None
-        self._lock_pid = 0
+        self._lock = ProcessLock(self.path / LOCK_FILE)  # threads sharing this store share its descriptor
         self._spool: Spool | None = None
 
     def __repr__(self) -> str:
         return f"FileLogStore({self.location!r})"
 
     def close(self) -> None:
-        with self._mutex:
-            if self._lock_fd is not None and self._depth == 0:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+        self._lock.close()
 
     # -- identity -------------------------------------------------------------------------
     def create(self, config: bytes) -> None:
@@ -133,13 +126,11 @@ class FileLogStore(LogStore):
 
     def writing(self) -> AbstractContextManager[None]:
         """flock(events.lock), exclusive across processes; threads of this store queue on a mutex."""
-        return _Writing(self)
+        return self._lock
 
     def try_writing(self) -> AbstractContextManager[None] | None:
         """The writing section, entered, if no other process holds it now; else None at once."""
-        if not self._enter_writing(wait=False):
-            return None
-        return _Writing(self, entered=True)
+        return self._lock.acquire_now()
 
     def sync(self) -> None:
         """fdatasync events.jsonl: bytes a killed writer wrote become durable before anyone
@@ -157,49 +148,6 @@ class FileLogStore(LogStore):
         if self._spool is None:
             self._spool = Spool(self.path / SPOOL_DIR, self)
         return self._spool
-
-    def _enter_writing(self, wait: bool = True) -> bool:
-        self._mutex.acquire()
-        try:
-            if self._depth == 0 and not self._flock(wait):
-                self._mutex.release()
-                return False
-        except BaseException:
-            self._mutex.release()
-            raise
-        self._depth += 1
-        return True
-
-    def _exit_writing(self) -> None:
-        try:
-            self._depth -= 1
-            if self._depth == 0:
-                assert self._lock_fd is not None
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        finally:
-            self._mutex.release()
-
-    def _lock_file(self) -> int:
-        if self._lock_fd is not None and self._lock_pid != os.getpid():
-            self._lock_fd = None  # inherited over fork: the description is shared, so get our own
-        if self._lock_fd is None:
-            try:
-                self._lock_fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise environment_error(exc, f"opening {self.path / LOCK_FILE}") from exc
-            self._lock_pid = os.getpid()
-        return self._lock_fd
-
-    def _flock(self, wait: bool) -> bool:
-        fd = self._lock_file()
-        if wait:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
 
     def append(self, end: Position, lines: bytes, last: Position) -> Position | None:
         """One write + fdatasync; on failure cut our own partial bytes so nothing half-written stays."""
@@ -400,22 +348,3 @@ class FileLogStore(LogStore):
             self.checkpoint_path(seq).unlink()
         except FileNotFoundError:
             pass  # a concurrent build pruned it first
-
-
-class _Writing(AbstractContextManager[None]):
-    """`FileLogStore.writing()` as a plain class: entered on every append, so no generator."""
-
-    __slots__ = ("store", "entered")
-
-    def __init__(self, store: FileLogStore, entered: bool = False) -> None:
-        self.store = store
-        self.entered = entered  # `try_writing` took the lock already
-
-    def __enter__(self) -> None:
-        if self.entered:
-            self.entered = False
-        else:
-            self.store._enter_writing()
-
-    def __exit__(self, *exc: object) -> None:
-        self.store._exit_writing()

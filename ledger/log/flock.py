@@ -28,14 +28,24 @@ class ProcessLock(AbstractContextManager[None]):
         self._pid = 0
 
     def __enter__(self) -> None:
+        self._enter(wait=True)
+
+    def acquire_now(self) -> AbstractContextManager[None] | None:
+        """The lock, already entered (leave it with `with`), if no other process holds it;
+        else None at once: never waits for another process."""
+        return _Held(self) if self._enter(wait=False) else None
+
+    def _enter(self, wait: bool) -> bool:
         self._mutex.acquire()
         try:
-            if self._depth == 0:
-                self._lock()
+            if self._depth == 0 and not self._lock(wait):
+                self._mutex.release()
+                return False
         except BaseException:
             self._mutex.release()
             raise
         self._depth += 1
+        return True
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -46,7 +56,7 @@ class ProcessLock(AbstractContextManager[None]):
         finally:
             self._mutex.release()
 
-    def _lock(self) -> None:
+    def _lock(self, wait: bool) -> bool:
         if self._fd is not None and self._pid != os.getpid():
             self._fd = None  # inherited over fork: the description is shared, so get our own
         if self._fd is None:
@@ -55,7 +65,11 @@ class ProcessLock(AbstractContextManager[None]):
             except OSError as exc:
                 raise environment_error(exc, f"opening {self.path}") from exc
             self._pid = os.getpid()
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def close(self) -> None:
         """Close the descriptor when no thread holds the lock (it is reopened on next use)."""
@@ -63,3 +77,18 @@ class ProcessLock(AbstractContextManager[None]):
             if self._fd is not None and self._depth == 0:
                 os.close(self._fd)
                 self._fd = None
+
+
+class _Held(AbstractContextManager[None]):
+    """A `ProcessLock` entered by `acquire_now`: `with` only leaves it."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: ProcessLock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.__exit__()
