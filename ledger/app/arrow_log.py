@@ -17,7 +17,8 @@ Columns (docs/FORMAT.md §3.1 for the envelope):
 - `cohort_id`, `stage`, `gen_id`: the payload fields most queries group or filter on, copied
   out of `data` (null where the payload has no such key).
 
-pyarrow is imported here, and this module only by `Ledger.to_arrow`: `import ledger` stays light.
+pyarrow is imported here, and this module only when used (`Ledger.to_arrow`, `log --format
+parquet`): `import ledger` stays light.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..domain.events import upcast
 from ..errors import CorruptLogError
 from ..log.codec import canonical
 from ..log.fsio import atomic_write
@@ -37,7 +39,6 @@ from ..log.parquet import parquet_bytes
 from ..log.perf import paused_gc
 from ..log.scan import LogScan
 from .out_file import check_out_file
-from ..domain.events import upcast
 from .replay import check_envelope_keys
 
 if TYPE_CHECKING:

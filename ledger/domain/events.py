@@ -165,7 +165,7 @@ class RecordedEvent(BaseModel):
 
         The chain proves these bytes are the ones validated at append, so reading re-checks
         nothing; this sets what `model_construct` sets, minus its per-field loop over defaults
-        (none here), which cost 4 us of a read's 10 us per event (docs/benchmarks.md).
+        (none here), which cost 4.8 of a read's 14 us per event (docs/benchmarks.md).
         tests/test_arrow_log.py pins that the result equals `model_construct`'s.
         """
         event = _new_object(cls)
