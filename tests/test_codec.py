@@ -27,13 +27,20 @@ TEXT = st.text(min_size=1, max_size=40)  # any unicode except lone surrogates
 HEX64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 INT64 = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # orjson's integer range
 
-#: JSON values without floats (float text differs between encoders and has no place in v1 payloads)
-JSON = st.recursive(
-    st.none() | st.booleans() | INT64 | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=25,
-)
+def json_values(integers: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
+    """JSON values without floats (float text differs between encoders and has no place in v1 payloads)."""
+    return st.recursive(
+        st.none() | st.booleans() | integers | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=25,
+    )
+
+
+JSON = json_values(INT64)
 JSON_OBJECT = st.dictionaries(st.text(max_size=8), JSON, max_size=5)
+#: what a payload may hold: integers within signed 64 bits (docs/FORMAT.md; writers refuse the rest)
+SIGNED64 = st.integers(-(2**63), 2**63 - 1)
+PAYLOAD_OBJECT = st.dictionaries(st.text(max_size=8), json_values(SIGNED64), max_size=5)
 
 
 def stdlib_canonical(obj: Any) -> bytes:
@@ -58,7 +65,7 @@ def _opt(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "cohort.opened": st.fixed_dictionaries(
-        {"cohort_id": IDENT}, optional={"description": TEXT, "spec": JSON_OBJECT}),
+        {"cohort_id": IDENT}, optional={"description": TEXT, "spec": PAYLOAD_OBJECT}),
     "cohort.sealed": st.fixed_dictionaries({"cohort_id": IDENT}, optional={"reason": TEXT}),
     "generation.created": st.fixed_dictionaries(
         {"cohort_id": IDENT, "stage": IDENT, "gen_id": IDENT, "template_id": IDENT},
@@ -67,7 +74,7 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "generation.reused": st.fixed_dictionaries(
         {"cohort_id": IDENT, "stage": IDENT, "gen_id": IDENT,
          "reason": st.sampled_from(["skip-existing", "curated", "manual", "imported"])},
-        optional={"matched_on": st.dictionaries(st.text(max_size=10), st.text(max_size=10) | INT64, max_size=4)}),
+        optional={"matched_on": st.dictionaries(st.text(max_size=10), st.text(max_size=10) | SIGNED64, max_size=4)}),
     "generation.removed": st.fixed_dictionaries(
         {"cohort_id": IDENT, "stage": IDENT, "gen_id": IDENT, "reason": TEXT}),
     "generation.materialized": st.fixed_dictionaries(

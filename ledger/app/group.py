@@ -11,6 +11,7 @@ never written twice. A result is the seqs, or the error the follower raises as i
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, Iterable, NamedTuple
 
@@ -32,10 +33,10 @@ class Pending(NamedTuple):
 class Batch:
     """One writer's atomic batch, as the writing section validates it."""
 
-    __slots__ = ("raw", "expected_seq", "token", "spooled", "_events")
+    __slots__ = ("raw", "expected_seq", "token", "spooled", "since", "_events")
 
     def __init__(self, raw: list[Any], expected_seq: int | None, token: str, spooled: bool = False,
-                 events: list[Pending] | None = None) -> None:
+                 events: list[Pending] | None = None, since: int = 0) -> None:
         #: the envelopes as the caller gave them (dicts)
         self.raw = raw
         self.expected_seq = expected_seq
@@ -44,6 +45,9 @@ class Batch:
         #: it went through the spool, so a killed leader may have written it: its generated ids
         #: are looked up like client ids (a retry), which makes replaying it idempotent
         self.spooled = spooled
+        #: when its writer first tried to append it (ns; a retry after a conflict keeps the
+        #: first try's time): a leader validates the oldest first, so no writer loses forever
+        self.since = since or time.time_ns()
         self._events = events
 
     @classmethod
@@ -66,7 +70,7 @@ class Batch:
 
     def respooled(self) -> "Batch":
         """This batch, appended by its own writer after it was spooled (see `spooled`)."""
-        return Batch(self.raw, self.expected_seq, self.token, True, self._events)
+        return Batch(self.raw, self.expected_seq, self.token, True, self._events, self.since)
 
     def ids(self) -> list[str | None]:
         """Each event's id as resolution (docs/FORMAT.md §5.3) sees it."""
@@ -100,7 +104,7 @@ def encode_request(batch: Batch) -> bytes | None:
     """The request's bytes: the validated events if the writer validated them already (a
     large batch), else its envelopes as given. None when they are not JSON orjson can write
     (the writer then appends alone, where the same payload meets its usual rejection)."""
-    doc: dict[str, Any] = {"token": batch.token, "expected_seq": batch.expected_seq}
+    doc: dict[str, Any] = {"token": batch.token, "expected_seq": batch.expected_seq, "since": batch.since}
     if batch._events is not None:
         doc["events"] = [list(ev) for ev in batch._events]
     else:
@@ -117,7 +121,7 @@ def decode_request(raw: bytes) -> Batch | None:
     try:
         doc = orjson.loads(raw)
         events = [Pending(t, d, i, b) for t, d, i, b in doc["events"]] if "events" in doc else None
-        return Batch(doc.get("raw", []), doc["expected_seq"], doc["token"], True, events)
+        return Batch(doc.get("raw", []), doc["expected_seq"], doc["token"], True, events, int(doc["since"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 

@@ -111,6 +111,9 @@ class Ledger:
         self._facts = FactIndex(where, config) if where is not None else None
         #: what a writer validates against when no full state is loaded: the index, caught up
         self._writer: IndexedState | None = None
+        #: when the append that last ended in ConflictError was first tried (its retry's place
+        #: in a group commit, `Batch.since`); None after any other outcome
+        self._retrying_since: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -224,14 +227,22 @@ class Ledger:
             if spool is None or len(batch.raw) > SPOOL_RAW_LIMIT:
                 batch.events  # schema-validated before the lock (what a leader would redo for a small one)
         with self._mutex, paused_gc():
-            if spool is not None:
-                return self._append_grouped(spool, batch)
-            while True:
-                try:
+            if self._retrying_since is not None:
+                batch.since = self._retrying_since  # a retry after a conflict keeps its place
+            try:
+                if spool is not None:
+                    seqs = self._append_grouped(spool, batch)
+                else:
                     with self.store.writing():
-                        return self._lead(batch, None)
-                except _LostRace:
-                    continue  # another writer committed first: catch up, re-validate, retry
+                        seqs = self._lead(batch, None)
+            except ConflictError:
+                self._retrying_since = batch.since
+                raise
+            except BaseException:
+                self._retrying_since = None
+                raise
+            self._retrying_since = None
+            return seqs
 
     def _append_grouped(self, spool: Spool, batch: Batch) -> list[int]:
         """Group commit (ledger/log/spool.py): lead if the writing section is free; else leave
@@ -252,17 +263,19 @@ class Ledger:
                 if seqs is not None:
                     return seqs
                 section = self.store.writing() if answer else spool.try_lead()
-            with section:
-                if request is not None:
-                    answer = request.wait(0)  # answered just before the section came free?
-                    seqs = decode_result(answer) if answer else None
-                    if seqs is not None:
-                        return seqs
-                    request.withdraw()  # in the section: no leader takes it from here on
-                    batch = batch.respooled()  # a killed leader may have written it
-                seqs = self._lead(batch, spool)
-            spool.wake_first()  # requests that came after our last look: their writers lead next
-            return seqs
+            try:
+                with section:
+                    if request is not None:
+                        answer = request.wait(0)  # answered just before the section came free?
+                        seqs = decode_result(answer) if answer else None
+                        if seqs is not None:
+                            return seqs
+                        request.withdraw()  # in the section: no leader takes it from here on
+                        batch = batch.respooled()  # a killed leader may have written it
+                    batch.events  # our own schema errors before anything (the index, a tail cut) is written
+                    return self._lead(batch, spool)
+            finally:
+                spool.wake_first()  # requests that came after our last look: their writers lead next
         finally:
             if request is not None:
                 request.withdraw()
@@ -270,14 +283,14 @@ class Ledger:
     def _lead(self, batch: Batch, spool: Spool | None) -> list[int]:
         """In the writing section: commit our batch with the waiting requests, then a few more
         rounds of the requests that came meanwhile; return our seqs or raise our batch's error."""
-        while True:
+        own: list[int] | BatchError | None = None
+        while own is None:  # None: deferred, a request of the round wrote our ids first
             try:
                 own, took = self._round(batch, spool)
-                break
             except _LostRace:
                 continue  # a writer that ignores the lock appended: catch up, re-validate, retry
         deadline = time.monotonic() + LEAD_SECONDS
-        while spool is not None and time.monotonic() < deadline:
+        while spool is not None and took and time.monotonic() < deadline:  # rounds only under contention
             if not self._gathered(spool, took):
                 break
             try:
@@ -288,7 +301,6 @@ class Ledger:
                 break
         if isinstance(own, list):
             return own
-        assert own is not None  # our batch is first: it names no id this group wrote
         raise own
 
     def _gathered(self, spool: Spool, answered: int) -> int:
@@ -303,44 +315,44 @@ class Ledger:
         return n
 
     def _round(self, batch: Batch | None, spool: Spool | None) -> tuple[list[int] | BatchError | None, int]:
-        """Commit `batch` (if any) and the spool's pending requests in one write; answer each
-        request. Returns our batch's outcome and how many requests were taken."""
+        """Commit the spool's pending requests and `batch` (if any) in one write; answer each
+        request. Returns our batch's outcome and how many requests were taken.
+
+        The batches are validated oldest attempt first (`Batch.since`: a writer retrying after
+        a conflict keeps the time of its first attempt). With ours always first, a writer that
+        appends again at once with `expected_seq` won every race against the writers it had
+        just answered, which then lost up to 30 times in a row."""
         taken: list[tuple[Request, Batch]] = []
-
-        def others() -> list[Batch]:
-            """The requests waiting now: asked once our own batch is validated, the latest
-            moment before the write, so the group takes in as many writers as it can."""
-            if spool is not None:
-                for r in spool.pending():
-                    b = decode_request(r.payload)
-                    if b is None:
-                        r.wake()  # not a request we can read: its writer appends it alone
-                    else:
-                        taken.append((r, b))
-            return [b for _, b in taken]
-
+        if spool is not None:
+            for r in spool.pending():
+                b = decode_request(r.payload)
+                if b is None:
+                    r.wake()  # not a request we can read: its writer appends it alone
+                else:
+                    taken.append((r, b))
+        order = sorted([b for _, b in taken] + ([batch] if batch is not None else []), key=_since)
         try:
+            if not order:
+                return None, 0
             if self._state is None and self._facts is not None:
-                outcomes, wrote = self._commit_indexed(self._facts, batch, others)
+                outcomes, wrote = self._commit_indexed(self._facts, order)
             else:
                 self._cut_tail()  # a full state is loaded anyway (or no index): validate against it
                 assert self._state is not None
                 start = self._pos
-                outcomes, self._pos = self._commit_batches(batch, others, self._state, start)
+                outcomes, self._pos = self._commit_batches(order, self._state, start)
                 wrote = self._pos != start
-            if not taken and batch is None:
-                return None, 0
-            mine, theirs = (outcomes[0], outcomes[1:]) if batch is not None else (None, outcomes)
-            if spool is not None and not wrote and any(
-                    b.spooled and isinstance(o, list) for b, o in zip([batch, *(b for _, b in taken)], outcomes) if b):
+            outcome_of = {id(b): o for b, o in zip(order, outcomes)}
+            if spool is not None and not wrote and any(b.spooled and isinstance(outcome_of[id(b)], list) for b in order):
                 spool.sync()  # a killed leader's unsynced bytes may hold a batch we now report
-            for (request, _), outcome in zip(taken, theirs):
+            for request, b in taken:
+                outcome = outcome_of[id(b)]
                 if outcome is not None:
                     try:
                         request.answer(encode_result(outcome))
                     except OSError:
                         pass  # its writer is gone (or will find no answer and append alone)
-            return mine, len(taken)
+            return (outcome_of[id(batch)] if batch is not None else None), len(taken)
         finally:
             for request, _ in taken:
                 request.wake()  # not answered (deferred, or the round failed): it appends alone
@@ -400,12 +412,12 @@ class Ledger:
             raise environment_error(exc if isinstance(exc, OSError) else OSError(str(exc)),
                                     f"writing the index {facts.path}") from exc
 
-    def _commit_indexed(self, facts: FactIndex, batch: Batch | None, others: Callable[[], list[Batch]]
+    def _commit_indexed(self, facts: FactIndex, batches: list[Batch]
                         ) -> tuple[list[list[int] | BatchError | None], bool]:
         """`_commit_batches` against the writers' index; also: whether anything was written."""
         state, tail = self._indexed_state(facts)
         self._cut_tail_at(state.position, tail)
-        outcomes, end = self._commit_batches(batch, others, state, state.position)  # rolled back if it raises
+        outcomes, end = self._commit_batches(batches, state, state.position)  # rolled back if it raises
         wrote = end != state.position
         if wrote:
             state.passed(end)
@@ -445,10 +457,9 @@ class Ledger:
                 return None
             return self._facts.snapshot()
 
-    def _commit_batches(self, first: Batch | None, others: Callable[[], list[Batch]], state: State,
-                        pos: Position) -> tuple[list[list[int] | BatchError | None], Position]:
-        """Validate `first` (if any), then each of `others()`, against the state the ones
-        before it left, each as its own atomic batch (a rejected one is undone alone), then
+    def _commit_batches(self, batches: list[Batch], state: State, pos: Position
+                        ) -> tuple[list[list[int] | BatchError | None], Position]:
+        """Validate each batch, in order, against the state the ones before it left, each as its own atomic batch (a rejected one is undone alone), then
         write every accepted line with one conditional append (one fdatasync). Each batch's
         outcome: its seqs, its error, or None when it was deferred. If the append fails,
         nothing is kept."""
@@ -456,7 +467,7 @@ class Ledger:
         lines: list[bytes] = []
         prev = pos.hash
         with state.transaction():  # undone whole if the write fails or loses the race
-            for batch in _first_then(first, others):
+            for batch in batches:
                 try:
                     with state.transaction():
                         seqs, prev = self._validate(batch, state, pos.seq, prev, lines)
@@ -613,11 +624,8 @@ class Ledger:
             return self._cut_tail()
 
 
-def _first_then(first: Batch | None, others: Callable[[], list[Batch]]) -> Iterator[Batch]:
-    """`first`, then the batches `others()` returns, asked for only once `first` is done."""
-    if first is not None:
-        yield first
-    yield from others()
+def _since(batch: Batch) -> int:
+    return batch.since
 
 
 def _catch_up(store: LogStore, state: IndexedState) -> Tail:

@@ -117,9 +117,10 @@ class Request:
     # -- the waiting writer's side --------------------------------------------------------
     def wait(self, timeout: float) -> bytes | None:
         """Sleep until woken (or `timeout`); the answer, b"" if woken without one, None if not woken."""
+        poller = select.poll()  # not select(): a process may hold descriptors past FD_SETSIZE
+        poller.register(self.fd, select.POLLIN)
         while b"\n" not in self._buf:
-            ready, _, _ = select.select([self.fd], [], [], timeout)
-            if not ready:
+            if not poller.poll(timeout * 1000):
                 return None
             self._buf += os.read(self.fd, 1 << 16)
         line, _, self._buf = self._buf.partition(b"\n")
