@@ -91,4 +91,9 @@ def merged(base: pa.Table, extra: pa.Table, stages: Sequence[str], leading: tupl
             order.append(n + i)
             done = row
     order.extend(range(done, n))
-    return pa.concat_tables([base, extra]).take(array(order, pa.int64()))
+    indices = array(order, pa.int64())
+    # column by column, from one contiguous array each: a take across the two chunks of
+    # concat_tables locates every index's chunk, which costs more than concatenating first
+    both = pa.concat_tables([base, extra])
+    return pa.Table.from_arrays([pa.concat_arrays(column.chunks).take(indices) for column in both.columns],
+                                schema=base.schema)
